@@ -1,0 +1,183 @@
+/**
+ * Counters reported by `GET /s/{strategy}/stats`. Counters live in each object's memory and
+ * count since that object (re)started: `instance` changes when it does (a hibernated or
+ * evicted object starts again at zero).
+ */
+import { REJECT_REASONS, type RejectReason } from "./admission";
+
+export type Rejections = Record<RejectReason, number>;
+
+export function zeroRejections(): Rejections {
+  const r = {} as Rejections;
+  for (const k of REJECT_REASONS) r[k] = 0;
+  return r;
+}
+
+/** Event counters of a room-hosting object (`single`, `room:R` or `shard:N:K`). */
+export interface RoomCounters {
+  /** WebSocket upgrades handled (one per join attempt). */
+  connects: number;
+  /** Joins answered `joined` at once. */
+  admitted: number;
+  /** Joins answered `queued`. */
+  queued_joins: number;
+  /** Queued users who later got a seat. */
+  promoted: number;
+  /** Seated users who left (leave, close, or a protocol error). */
+  left: number;
+  /** Queued users who left. */
+  abandoned: number;
+  /** Joins answered `rejected`, by reason. */
+  rejections: Rejections;
+  /** Chat messages accepted from seated users. */
+  messages_in: number;
+  /** Chat messages delivered (one per recipient). */
+  messages_out: number;
+  /** Chat messages from users without a seat (answered with an error frame). */
+  not_admitted: number;
+  /** Frames closed with 1007 (or 1003 for binary). */
+  malformed: number;
+  /** Frames closed with 1009. */
+  oversized: number;
+  /** Frames closed with 1008. */
+  unknown: number;
+  /** Calls to the lobby (join and leave). */
+  lobby_rpcs: number;
+  /** Calls to the lobby that failed. */
+  lobby_errors: number;
+}
+
+export function zeroRoomCounters(): RoomCounters {
+  return {
+    connects: 0,
+    admitted: 0,
+    queued_joins: 0,
+    promoted: 0,
+    left: 0,
+    abandoned: 0,
+    rejections: zeroRejections(),
+    messages_in: 0,
+    messages_out: 0,
+    not_admitted: 0,
+    malformed: 0,
+    oversized: 0,
+    unknown: 0,
+    lobby_rpcs: 0,
+    lobby_errors: 0,
+  };
+}
+
+/** Seated and queued users of one room, in seating and queue order. */
+export interface RoomDetail {
+  seated: string[];
+  queued: string[];
+}
+
+/** What one room-hosting object reports. */
+export interface ObjectStats extends RoomCounters {
+  name: string;
+  kind: "single" | "room" | "shard";
+  instance: string;
+  started_at: number;
+  /** Open sockets that hold a seat or a queue place. */
+  connections: number;
+  seated: number;
+  queued: number;
+  active_rooms: number;
+  max_queue_length: number;
+  rooms?: Record<string, RoomDetail>;
+}
+
+/** Event counters of the lobby. */
+export interface LobbyCounters {
+  rpc_join: number;
+  rpc_leave: number;
+  /** Promotion calls made to room objects. */
+  rpc_promote: number;
+  /** Promotion calls whose user was gone (the seat was released again). */
+  promote_failed: number;
+  admitted: number;
+  queued_joins: number;
+  promoted: number;
+  left: number;
+  abandoned: number;
+  rejections: Rejections;
+  /** Storage rows written (one per admitted or queued join, leave, and promotion). */
+  rows_written: number;
+}
+
+export function zeroLobbyCounters(): LobbyCounters {
+  return {
+    rpc_join: 0,
+    rpc_leave: 0,
+    rpc_promote: 0,
+    promote_failed: 0,
+    admitted: 0,
+    queued_joins: 0,
+    promoted: 0,
+    left: 0,
+    abandoned: 0,
+    rejections: zeroRejections(),
+    rows_written: 0,
+  };
+}
+
+/** What the lobby reports. */
+export interface LobbyStats extends LobbyCounters {
+  name: string;
+  instance: string;
+  started_at: number;
+  seated: number;
+  queued: number;
+  active_rooms: number;
+  rooms?: Record<string, RoomDetail>;
+}
+
+/** The sum over room-hosting objects. */
+export type Totals = RoomCounters & {
+  objects: number;
+  connections: number;
+  seated: number;
+  queued: number;
+  active_rooms: number;
+  max_queue_length: number;
+};
+
+const SUMMED = [
+  "connects",
+  "admitted",
+  "queued_joins",
+  "promoted",
+  "left",
+  "abandoned",
+  "messages_in",
+  "messages_out",
+  "not_admitted",
+  "malformed",
+  "oversized",
+  "unknown",
+  "lobby_rpcs",
+  "lobby_errors",
+  "connections",
+  "seated",
+  "queued",
+  "active_rooms",
+] as const;
+
+export function totals(objects: ObjectStats[]): Totals {
+  const t: Totals = {
+    ...zeroRoomCounters(),
+    objects: objects.length,
+    connections: 0,
+    seated: 0,
+    queued: 0,
+    active_rooms: 0,
+    max_queue_length: 0,
+  };
+  for (const o of objects) {
+    for (const k of SUMMED) t[k] += o[k];
+    for (const r of REJECT_REASONS) t.rejections[r] += o.rejections[r];
+    t.max_queue_length = Math.max(t.max_queue_length, o.max_queue_length);
+  }
+  return t;
+}
