@@ -1,0 +1,938 @@
+//! Des: the discrete-event simulation of a scenario under one strategy.
+//!
+//! Time is integer nanoseconds; events at the same time run in the order they were scheduled
+//! (the event list orders by `(time, sequence)`), and every random draw comes from a seeded
+//! stream, so a scenario and a seed give the same report byte for byte.
+//!
+//! What one session does (see DESIGN.md, "The rooms model"):
+//! 1. it arrives (the workload plan), its WebSocket upgrade passes the Worker (1 request, its
+//!    CPU) and reaches the room object after client→edge and edge→object latencies;
+//! 2. the room object accepts the socket (a billed WebSocket connect) and decides admission
+//!    itself — or, when global limits exist outside the single-object design, asks the lobby
+//!    object by RPC, which puts one more FIFO server on the join path;
+//! 3. admitted, the user sends messages at the planned times; each message queues at its room
+//!    object, then is delivered to every other member of the room (latency per recipient);
+//! 4. the user leaves after its session length; a queued user gives up when its patience
+//!    runs out. Each departure may promote queued users.
+
+use std::collections::BTreeSet;
+
+pub use crate::events::EventList;
+use crate::metrics::{Gauges, Latency, TimeSeries};
+use crate::model::admission::{Admission, JoinOutcome, LeaveOutcome, Promotion, RejectReason};
+use crate::model::object::{Object, OverloadRule, Served};
+use crate::model::strategy::Strategy;
+use crate::report::{RunUsage, SessionCounts};
+use crate::scenario::{Scenario, NS_PER_SEC};
+use crate::workload::{room_name, stream, streams, Rng, RoomPick, Sampler, SessionPlan, Workload};
+
+// ---------------------------------------------------------------------------------------------
+// The simulation
+
+/// A handle to a session slot; `gen` detects events for a session that is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sid {
+    slot: u32,
+    gen: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    /// The next planned session starts connecting.
+    Arrive,
+    /// A session's upgrade reaches its room object.
+    ConnectAtObject(Sid),
+    /// The room object's join RPC reaches the lobby.
+    LobbyJoin(Sid),
+    /// The room object's leave RPC reaches the lobby.
+    LobbyLeave(Sid),
+    /// The client learns it has a seat.
+    Seated(Sid),
+    /// The client learns it is queued (its patience starts).
+    QueuedAnswer(Sid),
+    /// The client learns it was rejected.
+    RejectedAnswer(Sid),
+    /// A message reaches the room object.
+    MessageAtObject {
+        sender: Sid,
+        room: u32,
+        intended: u64,
+    },
+    /// The session's time is up: the client closes.
+    End(Sid),
+    /// A queued client gives up.
+    Patience(Sid),
+    /// A close reaches the room object.
+    CloseAtObject(Sid),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Queued,
+    Joining,
+    Seated,
+    Abandoning,
+    Closing,
+    /// The slot is free.
+    Free,
+}
+
+#[derive(Debug)]
+struct Session {
+    gen: u32,
+    /// One-way latency between this user and the room object (client↔edge plus edge↔object),
+    /// drawn once per session: a user's place on the network does not change mid-session.
+    path_ns: u64,
+    room: u32,
+    object: u32,
+    phase: Phase,
+    arrival: u64,
+    length: u64,
+    patience: Option<u64>,
+    leave_at: u64,
+    was_queued: bool,
+    rng: Rng,
+}
+
+/// The platform's random draws.
+#[derive(Debug)]
+struct Draws {
+    rng: Rng,
+    client_edge: Sampler,
+    edge_object: Sampler,
+    object_object: Sampler,
+    connect: Sampler,
+    message: Sampler,
+    per_recipient: u64,
+    rpc: Sampler,
+    close: Sampler,
+    jitter: Sampler,
+}
+
+impl Draws {
+    /// One traversal of a session's path: its fixed latency plus per-message jitter.
+    #[inline]
+    fn hop(&mut self, path_ns: u64) -> u64 {
+        match self.jitter {
+            Sampler::Constant(j) => path_ns + j,
+            ref j => path_ns + j.sample(&mut self.rng),
+        }
+    }
+    #[inline]
+    fn client_edge(&mut self) -> u64 {
+        self.client_edge.sample(&mut self.rng)
+    }
+    #[inline]
+    fn edge_object(&mut self) -> u64 {
+        self.edge_object.sample(&mut self.rng)
+    }
+    #[inline]
+    fn object_object(&mut self) -> u64 {
+        self.object_object.sample(&mut self.rng)
+    }
+    #[inline]
+    fn service(&mut self, kind: ServiceKind) -> u64 {
+        let s = match kind {
+            ServiceKind::Connect => &self.connect,
+            ServiceKind::Message => &self.message,
+            ServiceKind::Rpc => &self.rpc,
+            ServiceKind::Close => &self.close,
+        };
+        s.sample(&mut self.rng)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ServiceKind {
+    Connect,
+    Message,
+    Rpc,
+    Close,
+}
+
+/// Everything a finished simulation measured, before pricing.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Session outcomes.
+    pub sessions: SessionCounts,
+    /// Connect latency.
+    pub connect: Latency,
+    /// Admission wait.
+    pub admission_wait: Latency,
+    /// Per-recipient message delivery latency.
+    pub message: Latency,
+    /// Object queueing delay.
+    pub object_queue: Latency,
+    /// Messages sent by users.
+    pub messages_sent: u64,
+    /// Messages accepted by objects.
+    pub messages_accepted: u64,
+    /// Messages refused (overloaded).
+    pub messages_failed: u64,
+    /// Deliveries.
+    pub deliveries: u64,
+    /// Usage and peaks.
+    pub usage: RunUsage,
+    /// State over time.
+    pub timeseries: TimeSeries,
+    /// Events processed (for benchmarks).
+    pub events: u64,
+}
+
+/// A running simulation. Build one with [`Simulation::new`] and call [`Simulation::run`].
+pub struct Simulation<'a> {
+    scenario: &'a Scenario,
+    workload: &'a Workload,
+    plan: std::iter::Peekable<crate::workload::Sessions<'a>>,
+    events: EventList<Event>,
+    draws: Draws,
+    admission: Admission,
+    use_lobby: bool,
+    objects: Vec<Object>,
+    lobby: Object,
+    rule: OverloadRule,
+    hibernation: bool,
+    tail_ns: u64,
+    sessions: Vec<Session>,
+    free_slots: Vec<u32>,
+    /// Seats claimed per room by sessions on their way in or seated (for "fill").
+    claimed: Vec<u32>,
+    /// Rooms whose claimed seats are below capacity.
+    rooms_with_space: BTreeSet<u32>,
+    room_object: Vec<u32>,
+    capacity: u32,
+    max_sockets: u32,
+    active_objects: u32,
+    end: u64,
+    out: Outcome,
+    next_sample: u64,
+    sample_every: u64,
+    rows_written_per_message: f64,
+    rows_read_per_join: f64,
+    stored_gb_months_per_row_ns: f64,
+    retention_ns: Option<u64>,
+    object_used: Vec<bool>,
+    lobby_used: bool,
+    /// Scratch list of a room's recipients (reused to avoid an allocation per message).
+    members: Vec<u64>,
+}
+
+impl<'a> Simulation<'a> {
+    /// A simulation of `scenario` under `strategy`, executing `workload` (built from the same
+    /// scenario).
+    pub fn new(scenario: &'a Scenario, strategy: Strategy, workload: &'a Workload) -> Self {
+        let p = &scenario.platform;
+        let rooms = scenario.rooms.count;
+        let room_names: Vec<String> = (0..rooms).map(room_name).collect();
+        let room_object: Vec<u32> = (0..rooms)
+            .map(|r| strategy.object_of(r, &room_names[r as usize]))
+            .collect();
+        let objects = strategy
+            .object_count(rooms)
+            .max(room_object.iter().copied().max().map_or(1, |m| m + 1));
+        let limits = scenario.admission_limits();
+        let use_lobby = strategy != Strategy::Single
+            && (limits.max_active_rooms.is_some() || limits.max_total_connections.is_some());
+        let capacity = limits.room_capacity;
+        let sample_every = scenario.window.timeseries_interval.0;
+        Simulation {
+            scenario,
+            workload,
+            plan: workload.sessions().peekable(),
+            events: EventList::new(),
+            draws: Draws {
+                rng: stream(scenario.seed, streams::PLATFORM, 0),
+                client_edge: Sampler::new(&scenario.network.client_edge),
+                edge_object: Sampler::new(&scenario.network.edge_object),
+                object_object: Sampler::new(&scenario.network.object_object),
+                connect: Sampler::new(&p.service.connect),
+                message: Sampler::new(&p.service.message),
+                per_recipient: p.service.per_recipient.0,
+                rpc: Sampler::new(&p.service.rpc),
+                close: Sampler::new(&p.service.close),
+                jitter: Sampler::new(&scenario.network.jitter),
+            },
+            admission: Admission::new(limits),
+            use_lobby,
+            objects: vec![Object::default(); objects as usize],
+            lobby: Object::default(),
+            rule: OverloadRule {
+                max_queue_depth: p.overload.max_queue_depth,
+                max_queue_delay_ns: p.overload.max_queue_delay.map(|d| d.0),
+            },
+            hibernation: p.hibernation,
+            tail_ns: p.idle_tail().0,
+            sessions: Vec::new(),
+            free_slots: Vec::new(),
+            claimed: vec![0; rooms as usize],
+            rooms_with_space: (0..rooms).collect(),
+            room_object,
+            capacity,
+            max_sockets: p.max_sockets_per_object,
+            active_objects: 0,
+            end: scenario.window.length.0,
+            out: Outcome {
+                timeseries: TimeSeries::new(sample_every),
+                ..Outcome::default()
+            },
+            next_sample: sample_every,
+            sample_every,
+            rows_written_per_message: scenario.persistence.rows_written_per_message,
+            rows_read_per_join: scenario.persistence.rows_read_per_join,
+            stored_gb_months_per_row_ns: f64::from(scenario.persistence.row_bytes)
+                / 1e9
+                / (crate::scenario::MONTH_SECONDS as f64 * NS_PER_SEC as f64),
+            retention_ns: scenario.persistence.retention.map(|d| d.0),
+            object_used: vec![false; objects as usize],
+            lobby_used: false,
+            members: Vec::new(),
+        }
+    }
+
+    /// Run to the end of the window and return what was measured.
+    pub fn run(mut self) -> Outcome {
+        if let Some(first) = self.plan.peek() {
+            self.events.schedule(first.arrival_ns, Event::Arrive);
+        }
+        while let Some((now, ev)) = self.events.pop() {
+            if now >= self.end {
+                break; // what is still pending happens after the window
+            }
+            while self.next_sample <= now {
+                self.sample();
+            }
+            self.out.events += 1;
+            self.handle(now, ev);
+        }
+        while self.next_sample <= self.end {
+            self.sample();
+        }
+        self.finish();
+        self.out
+    }
+
+    fn sample(&mut self) {
+        let g = Gauges {
+            connections: self.admission.seated_total(),
+            active_objects: self.active_objects,
+            queue_length: self.admission.queued_total(),
+            active_rooms: self.admission.active_rooms(),
+        };
+        let start = (self.next_sample - self.sample_every) as f64 / NS_PER_SEC as f64;
+        self.out.timeseries.push(start, g);
+        self.next_sample += self.sample_every;
+    }
+
+    fn handle(&mut self, now: u64, ev: Event) {
+        match ev {
+            Event::Arrive => self.arrive(now),
+            Event::ConnectAtObject(s) => self.connect_at_object(now, s),
+            Event::LobbyJoin(s) => self.lobby_join(now, s),
+            Event::LobbyLeave(s) => self.lobby_leave(now, s),
+            Event::Seated(s) => self.seated(now, s),
+            Event::QueuedAnswer(s) => self.queued_answer(now, s),
+            Event::RejectedAnswer(s) => self.rejected_answer(now, s),
+            Event::MessageAtObject {
+                sender,
+                room,
+                intended,
+            } => self.message_at_object(now, sender, room, intended),
+            Event::End(s) => self.end_session(now, s),
+            Event::Patience(s) => self.patience(now, s),
+            Event::CloseAtObject(s) => self.close_at_object(now, s),
+        }
+    }
+
+    fn live(&self, s: Sid) -> bool {
+        self.sessions[s.slot as usize].gen == s.gen
+    }
+
+    fn sess(&mut self, s: Sid) -> &mut Session {
+        &mut self.sessions[s.slot as usize]
+    }
+
+    /// The admission module's id of a session: its slot and generation, unique among the
+    /// sessions present, and a direct index back into the slots.
+    fn uid(s: Sid) -> u64 {
+        (u64::from(s.slot) << 32) | u64::from(s.gen)
+    }
+
+    fn sid(uid: u64) -> Sid {
+        Sid {
+            slot: (uid >> 32) as u32,
+            gen: uid as u32,
+        }
+    }
+
+    /// Latency of one traversal between session `s` and its room object.
+    fn hop(&mut self, s: Sid) -> u64 {
+        let path = self.sessions[s.slot as usize].path_ns;
+        self.draws.hop(path)
+    }
+
+    // -- arrival and join ---------------------------------------------------------------------
+
+    fn arrive(&mut self, now: u64) {
+        let plan = self
+            .plan
+            .next()
+            .expect("an Arrive event has a planned session");
+        if let Some(next) = self.plan.peek() {
+            self.events.schedule(next.arrival_ns, Event::Arrive);
+        }
+        self.out.sessions.arrived += 1;
+        let room = self.choose_room(&plan);
+        self.claim(room, 1);
+        let sid = self.new_session(&plan, room, now);
+        // The Worker: one request and its CPU, then on to the object.
+        let u = &mut self.out.usage.billable;
+        u.worker_requests += 1.0;
+        u.worker_cpu_ms += self.scenario.platform.worker_cpu_ms_per_connect;
+        let cpu_ns = (self.scenario.platform.worker_cpu_ms_per_connect * 1e6) as u64;
+        let travel = cpu_ns + self.hop(sid);
+        self.events
+            .schedule(now + travel, Event::ConnectAtObject(sid));
+    }
+
+    fn choose_room(&self, plan: &SessionPlan) -> u32 {
+        match plan.room {
+            RoomPick::Room(r) => r,
+            RoomPick::Fill { fallback } => {
+                self.rooms_with_space.first().copied().unwrap_or(fallback)
+            }
+        }
+    }
+
+    fn claim(&mut self, room: u32, delta: i32) {
+        let c = &mut self.claimed[room as usize];
+        *c = c.saturating_add_signed(delta);
+        if *c < self.capacity {
+            self.rooms_with_space.insert(room);
+        } else {
+            self.rooms_with_space.remove(&room);
+        }
+    }
+
+    fn new_session(&mut self, plan: &SessionPlan, room: u32, now: u64) -> Sid {
+        let object = self.room_object[room as usize];
+        let path_ns = self.draws.client_edge() + self.draws.edge_object();
+        let session = Session {
+            gen: 0,
+            path_ns,
+            room,
+            object,
+            phase: Phase::Connecting,
+            arrival: now,
+            length: plan.length_ns,
+            patience: plan.patience_ns,
+            leave_at: u64::MAX,
+            was_queued: false,
+            rng: plan.rng.clone(),
+        };
+        let slot = if let Some(slot) = self.free_slots.pop() {
+            let gen = self.sessions[slot as usize].gen.wrapping_add(1);
+            self.sessions[slot as usize] = Session { gen, ..session };
+            slot
+        } else {
+            self.sessions.push(session);
+            (self.sessions.len() - 1) as u32
+        };
+        Sid {
+            slot,
+            gen: self.sessions[slot as usize].gen,
+        }
+    }
+
+    fn free_session(&mut self, s: Sid) {
+        let room = {
+            let x = &mut self.sessions[s.slot as usize];
+            x.gen = x.gen.wrapping_add(1);
+            x.phase = Phase::Free;
+            x.room
+        };
+        self.claim(room, -1);
+        self.free_slots.push(s.slot);
+    }
+
+    /// Offer a request to an object (index `None` = the lobby) and account for it.
+    fn serve(&mut self, now: u64, object: Option<u32>, service: u64) -> Served {
+        self.out.usage.object_requests += 1;
+        let o = match object {
+            Some(i) => {
+                self.object_used[i as usize] = true;
+                &mut self.objects[i as usize]
+            }
+            None => {
+                self.lobby_used = true;
+                &mut self.lobby
+            }
+        };
+        let r = o.serve(now, service, self.rule);
+        match r {
+            Served::Done { wait_ns, .. } => self.out.object_queue.record_ns(wait_ns),
+            Served::Overloaded => self.out.usage.overload_errors += 1,
+        }
+        r
+    }
+
+    fn connect_at_object(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let object = self.sess(s).object;
+        let service = self.draws.service(ServiceKind::Connect);
+        match self.serve(now, Some(object), service) {
+            Served::Overloaded => {
+                let back = self.hop(s);
+                self.reject(now + back, s, RejectReason::Overloaded, false);
+            }
+            Served::Done { done_ns, .. }
+                if self.objects[object as usize].sockets >= self.max_sockets =>
+            {
+                let back = self.hop(s);
+                self.reject(done_ns + back, s, RejectReason::ObjectSocketLimit, true);
+            }
+            Served::Done { done_ns, .. } => {
+                self.out.usage.billable.do_websocket_connects += 1.0;
+                if self.objects[object as usize].open_socket(now, self.tail_ns) {
+                    self.active_objects += 1;
+                    self.out.usage.peak_active_objects = self
+                        .out
+                        .usage
+                        .peak_active_objects
+                        .max(u64::from(self.active_objects));
+                }
+                if self.use_lobby {
+                    let hop = self.draws.object_object();
+                    self.events.schedule(done_ns + hop, Event::LobbyJoin(s));
+                } else {
+                    let back = self.hop(s);
+                    self.decide(done_ns + back, s);
+                }
+            }
+        }
+    }
+
+    fn lobby_join(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let service = self.draws.service(ServiceKind::Rpc);
+        self.out.usage.billable.do_requests += 1.0;
+        match self.serve(now, None, service) {
+            Served::Overloaded => {
+                let back = self.draws.object_object() + self.hop(s);
+                // The room object closes the socket it had accepted.
+                let object = self.sess(s).object;
+                self.close_socket(now, object);
+                self.reject(now + back, s, RejectReason::Overloaded, true);
+            }
+            Served::Done { done_ns, .. } => {
+                let back = self.draws.object_object() + self.hop(s);
+                self.decide(done_ns + back, s);
+            }
+        }
+    }
+
+    /// Run admission for `s`; the client hears the answer at `answer_at`.
+    fn decide(&mut self, answer_at: u64, s: Sid) {
+        let room = self.sess(s).room;
+        match self.admission.join(Self::uid(s), room) {
+            JoinOutcome::Admitted => {
+                self.sess(s).phase = Phase::Joining;
+                self.events.schedule(answer_at, Event::Seated(s));
+            }
+            JoinOutcome::Queued { .. } => {
+                let x = self.sess(s);
+                x.phase = Phase::Queued;
+                x.was_queued = true;
+                self.out.sessions.queued += 1;
+                self.events.schedule(answer_at, Event::QueuedAnswer(s));
+            }
+            JoinOutcome::Rejected(reason) => {
+                // The room object closes the socket it accepted.
+                let object = self.sess(s).object;
+                self.close_socket(self.events.now(), object);
+                self.reject(answer_at, s, reason, true);
+            }
+        }
+        self.track_peaks();
+    }
+
+    fn reject(&mut self, answer_at: u64, s: Sid, reason: RejectReason, answered: bool) {
+        self.out.sessions.rejected += 1;
+        *self
+            .out
+            .sessions
+            .rejected_by_reason
+            .entry(reason.as_str().to_string())
+            .or_default() += 1;
+        self.sess(s).phase = Phase::Closing;
+        if answered {
+            self.events.schedule(answer_at, Event::RejectedAnswer(s));
+        } else {
+            self.free_session(s);
+        }
+    }
+
+    fn rejected_answer(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let arrival = self.sess(s).arrival;
+        self.out.connect.record_ns(now - arrival);
+        self.free_session(s);
+    }
+
+    fn queued_answer(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let (arrival, patience, phase) = {
+            let x = self.sess(s);
+            (x.arrival, x.patience, x.phase)
+        };
+        self.out.connect.record_ns(now - arrival);
+        if phase == Phase::Queued || phase == Phase::Joining {
+            if let Some(p) = patience {
+                self.events
+                    .schedule(now.saturating_add(p), Event::Patience(s));
+            }
+        }
+    }
+
+    fn seated(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let x = &mut self.sessions[s.slot as usize];
+        if x.phase != Phase::Joining {
+            return; // gave up before the seat arrived; the close frees it
+        }
+        x.phase = Phase::Seated;
+        x.leave_at = now.saturating_add(x.length);
+        let (arrival, was_queued, leave_at) = (x.arrival, x.was_queued, x.leave_at);
+        let first = self.workload.next_message(&mut x.rng, now);
+        if !was_queued {
+            self.out.connect.record_ns(now - arrival);
+        } else {
+            self.out.sessions.admitted_from_queue += 1;
+        }
+        self.out.sessions.admitted += 1;
+        self.out.admission_wait.record_ns(now - arrival);
+        self.out.usage.billable.sqlite_rows_read += self.rows_read_per_join;
+        self.events.schedule(leave_at, Event::End(s));
+        if first < leave_at {
+            self.send(first, s);
+        }
+    }
+
+    // -- messages ----------------------------------------------------------------------------
+
+    /// Send the session's message planned for `intended`: it reaches the room object one hop
+    /// later. The sender's next message is scheduled when this one arrives, which saves an
+    /// event per message and keeps one sender's messages in order, as TCP does (an arrival
+    /// computed earlier than the previous one is clamped to it).
+    fn send(&mut self, intended: u64, s: Sid) {
+        let room = self.sessions[s.slot as usize].room;
+        let travel = self.hop(s);
+        self.events.schedule(
+            intended + travel,
+            Event::MessageAtObject {
+                sender: s,
+                room,
+                intended,
+            },
+        );
+    }
+
+    fn message_at_object(&mut self, now: u64, s: Sid, room: u32, intended: u64) {
+        self.out.messages_sent += 1;
+        // Plan the sender's next message while it is still in the room.
+        if self.live(s) {
+            let x = &mut self.sessions[s.slot as usize];
+            let next = self.workload.next_message(&mut x.rng, intended);
+            if x.phase == Phase::Seated && next < x.leave_at {
+                self.send(next, s);
+            }
+        }
+        let sender = Self::uid(s);
+        let object = self.room_object[room as usize];
+        // Recipients: everyone seated in the room when the message reaches the object, but
+        // the sender.
+        self.members.clear();
+        self.members.extend(
+            self.admission
+                .seated_in(room)
+                .iter()
+                .copied()
+                .filter(|&m| m != sender),
+        );
+        let recipients = self.members.len() as u64;
+        let service =
+            self.draws.service(ServiceKind::Message) + self.draws.per_recipient * recipients;
+        self.out.usage.billable.do_websocket_messages_in += 1.0;
+        match self.serve(now, Some(object), service) {
+            Served::Overloaded => self.out.messages_failed += 1,
+            Served::Done { done_ns, .. } => {
+                self.out.messages_accepted += 1;
+                for i in 0..self.members.len() {
+                    let back = self.hop(Self::sid(self.members[i]));
+                    self.out.message.record_ns(done_ns + back - intended);
+                }
+                self.out.deliveries += recipients;
+                self.out.usage.billable.do_websocket_messages_out += recipients as f64;
+                self.persist(now);
+            }
+        }
+    }
+
+    fn persist(&mut self, now: u64) {
+        if self.rows_written_per_message <= 0.0 {
+            return;
+        }
+        let u = &mut self.out.usage.billable;
+        u.sqlite_rows_written += self.rows_written_per_message;
+        let kept = self
+            .retention_ns
+            .map_or(self.end - now, |r| r.min(self.end - now));
+        u.sqlite_stored_gb_months +=
+            self.rows_written_per_message * self.stored_gb_months_per_row_ns * kept as f64;
+    }
+
+    // -- departures ---------------------------------------------------------------------------
+
+    fn end_session(&mut self, now: u64, s: Sid) {
+        if !self.live(s) || self.sess(s).phase != Phase::Seated {
+            return;
+        }
+        self.sess(s).phase = Phase::Closing;
+        let travel = self.hop(s);
+        self.events.schedule(now + travel, Event::CloseAtObject(s));
+    }
+
+    fn patience(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let phase = self.sess(s).phase;
+        if phase != Phase::Queued && phase != Phase::Joining {
+            return;
+        }
+        self.sess(s).phase = Phase::Abandoning;
+        self.out.sessions.abandoned += 1;
+        let travel = self.hop(s);
+        self.events.schedule(now + travel, Event::CloseAtObject(s));
+    }
+
+    fn close_at_object(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let object = self.sess(s).object;
+        let service = self.draws.service(ServiceKind::Close);
+        // A close is not a billed request, but the object spends time on it; it is never
+        // refused (the socket is gone either way).
+        let done = match self.serve(now, Some(object), service) {
+            Served::Done { done_ns, .. } => done_ns,
+            Served::Overloaded => now,
+        };
+        self.close_socket(now, object);
+        if self.use_lobby {
+            let hop = self.draws.object_object();
+            self.events.schedule(done + hop, Event::LobbyLeave(s));
+        } else {
+            self.leave(done, s);
+        }
+    }
+
+    fn lobby_leave(&mut self, now: u64, s: Sid) {
+        if !self.live(s) {
+            return;
+        }
+        let service = self.draws.service(ServiceKind::Rpc);
+        self.out.usage.billable.do_requests += 1.0;
+        let done = match self.serve(now, None, service) {
+            Served::Done { done_ns, .. } => done_ns,
+            // A lost leave would leak a seat forever; the Worker retries, so model it as
+            // served late rather than lost.
+            Served::Overloaded => now + service,
+        };
+        self.leave(done, s);
+    }
+
+    /// Free the session's seat or queue place at time `at` and notify promoted users.
+    fn leave(&mut self, at: u64, s: Sid) {
+        let promoted = match self.admission.leave(Self::uid(s)) {
+            LeaveOutcome::Left { promoted } | LeaveOutcome::Abandoned { promoted } => promoted,
+            LeaveOutcome::Unknown => Vec::new(),
+        };
+        self.free_session(s);
+        for Promotion { user, .. } in promoted {
+            let p = Self::sid(user);
+            let mut notify = at + self.hop(p);
+            if self.use_lobby {
+                // The lobby tells the room object by RPC, which tells the client.
+                self.out.usage.billable.do_requests += 1.0;
+                notify += self.draws.object_object();
+            }
+            // A user who gave up already is not told: its close releases the seat.
+            if self.sess(p).phase == Phase::Queued {
+                self.sess(p).phase = Phase::Joining;
+                self.events.schedule(notify, Event::Seated(p));
+            }
+        }
+        self.track_peaks();
+    }
+
+    fn close_socket(&mut self, now: u64, object: u32) {
+        if self.objects[object as usize].close_socket(now) {
+            self.active_objects -= 1;
+        }
+    }
+
+    fn track_peaks(&mut self) {
+        let u = &mut self.out.usage;
+        u.peak_connections = u
+            .peak_connections
+            .max(u64::from(self.admission.seated_total()));
+        u.peak_queue_length = u
+            .peak_queue_length
+            .max(u64::from(self.admission.queued_total()));
+        u.peak_active_rooms = u
+            .peak_active_rooms
+            .max(u64::from(self.admission.active_rooms()));
+    }
+
+    fn finish(&mut self) {
+        let end = self.end;
+        let mut active_ns: u64 = 0;
+        let mut tail_ns: u64 = 0;
+        for o in &mut self.objects {
+            o.finish(end, self.tail_ns);
+            active_ns += if self.hibernation {
+                o.busy_ns
+            } else {
+                o.socket_ns
+            };
+            if !self.hibernation {
+                tail_ns += o.tail_ns;
+            }
+        }
+        // The lobby holds no sockets: billed while it handles RPCs.
+        active_ns += self.lobby.busy_ns;
+        let u = &mut self.out.usage;
+        u.billable.do_active_seconds = active_ns as f64 / NS_PER_SEC as f64;
+        u.billable.do_idle_tail_seconds = tail_ns as f64 / NS_PER_SEC as f64;
+        u.objects_created =
+            self.object_used.iter().filter(|&&b| b).count() as u64 + u64::from(self.lobby_used);
+        for x in &self.sessions {
+            match x.phase {
+                Phase::Queued => self.out.sessions.still_waiting += 1,
+                Phase::Connecting | Phase::Joining => self.out.sessions.still_connecting += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Simulate `scenario` under `strategy`.
+pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Outcome {
+    let workload = Workload::new(scenario);
+    Simulation::new(scenario, strategy, &workload).run()
+}
+
+/// Simulate `scenario` under `strategy` and assemble the priced report.
+pub fn simulate_report(
+    scenario: &Scenario,
+    strategy: Strategy,
+    pricing: &crate::pricing::PriceTable,
+    extra_thresholds: &[crate::threshold::Threshold],
+) -> crate::Result<crate::report::Report> {
+    use crate::report::{LatencyBlock, MessageCounts, Parts, Provenance, Report};
+    let o = simulate(scenario, strategy);
+    let window = scenario.window.length.secs();
+    let factor = crate::scenario::MONTH_SECONDS as f64 / window;
+    let method = if (factor - 1.0).abs() < 1e-12 {
+        "the simulated window is a whole 30-day month (factor 1)".to_string()
+    } else {
+        format!(
+            "window usage × {} (a 30-day month ÷ the {} window), taking the window as representative of the month",
+            crate::metrics::round3(factor),
+            scenario.window.length
+        )
+    };
+    let mut notes = vec![
+        "latencies are simulated from the scenario's network and service-time distributions, not measured".to_string(),
+        "the window starts with empty rooms (no warm-up), which lowers usage slightly in the first session length".to_string(),
+    ];
+    notes.push(if scenario.platform.hibernation {
+        "Hibernation API: objects are billed only while handling events (sum of service times)".to_string()
+    } else {
+        "standard accept(): room objects are billed while any socket is connected; the idle tail is billed if the price table says so".to_string()
+    });
+    if strategy != Strategy::Single
+        && (scenario.limits.max_active_rooms.is_some()
+            || scenario.limits.max_total_connections.is_some())
+    {
+        notes.push("global limits outside the single-object design: a lobby object admits and releases (1 RPC per join, leave and promotion)".to_string());
+    }
+    Report::assemble(Parts {
+        mode: "simulate",
+        scenario,
+        strategy,
+        pricing,
+        window_seconds: window,
+        provenance: Provenance {
+            dosim_version: env!("CARGO_PKG_VERSION").to_string(),
+            method: format!(
+                "simulated: discrete-event simulation of a {} window, seed {}",
+                scenario.window.length, scenario.seed
+            ),
+            notes,
+        },
+        sessions: o.sessions,
+        latency_ms: LatencyBlock {
+            connect: o.connect.summary(),
+            admission_wait: o.admission_wait.summary(),
+            message: o.message.summary(),
+            object_queue: o.object_queue.summary(),
+            message_from_send: None,
+            send_lag: None,
+        },
+        messages: MessageCounts {
+            sent: o.messages_sent,
+            accepted: o.messages_accepted,
+            failed: o.messages_failed,
+            delivered: o.deliveries,
+            missed: 0,
+            duplicated: 0,
+        },
+        usage: o.usage,
+        projection: (method, factor),
+        timeseries: o.timeseries,
+        extra_thresholds,
+    })
+}
+
+/// Simulate one scenario under several strategies (in parallel threads; each run is
+/// independent and deterministic, so the result does not depend on scheduling).
+pub fn compare(
+    scenario: &Scenario,
+    strategies: &[Strategy],
+    pricing: &crate::pricing::PriceTable,
+    extra_thresholds: &[crate::threshold::Threshold],
+) -> crate::Result<Vec<crate::report::Report>> {
+    let results: Vec<crate::Result<crate::report::Report>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = strategies
+            .iter()
+            .map(|&s| scope.spawn(move || simulate_report(scenario, s, pricing, extra_thresholds)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("simulation thread panicked"))
+            .collect()
+    });
+    results.into_iter().collect()
+}

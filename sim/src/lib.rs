@@ -1,0 +1,60 @@
+//! dosim: simulate, drive and price real-time rooms on Cloudflare Durable Objects.
+//!
+//! dosim tells a team that runs real-time rooms (chat, games, collaboration) which sharding
+//! design to run — one object for every room ([`Strategy::Single`]), one object per room
+//! ([`Strategy::PerRoom`]) or rooms hashed onto N objects ([`Strategy::Sharded`]) — what it will
+//! cost each month, and what latency users will see.
+//!
+//! # How a run flows
+//!
+//! 1. A [`scenario::Scenario`] is read from TOML and validated; every error names the file,
+//!    the line and the key ([`InputError`]).
+//! 2. A [`workload::Workload`] turns it into a seeded plan of sessions (arrival, room choice,
+//!    length, patience) and per-session message times, generated lazily in arrival order.
+//!    The simulator and the WebSocket driver execute the same plan.
+//! 3. [`des`] runs the plan through the platform model: [`model::admission`] (limits, per-room
+//!    FIFO queues, rejections — one pure module shared with the Worker through test
+//!    vectors), [`model::object`] (single-threaded FIFO servers with an overload rule and a
+//!    billing state) and [`model::strategy`] (which object hosts which room), on the event
+//!    list of [`events`]. Time is integer nanoseconds; ties break by insertion order; the
+//!    same scenario and seed give the same bytes.
+//! 4. [`metrics`] collects latencies in HdrHistograms and the time series; the run's
+//!    [`usage::Usage`] is projected onto a 30-day month and priced by a versioned
+//!    [`pricing::PriceTable`] into a [`pricing::Bill`].
+//! 5. [`report::Report`] holds it all in one shape for simulated and measured runs, checks
+//!    the [`threshold`]s, and renders text, JSON, CSV and Markdown.
+//!
+//! # Example
+//!
+//! ```
+//! use dosim::{des, model::strategy::Strategy, pricing::PriceTable, scenario::Scenario};
+//!
+//! let scenario = Scenario::parse(
+//!     "name = \"tiny\"\n[window]\nlength = \"1h\"\n[arrivals]\nsessions_per_day = 2400\n",
+//!     std::path::Path::new("tiny.toml"),
+//! )?;
+//! let table = PriceTable::builtin(PriceTable::DEFAULT)?;
+//! let report = des::simulate_report(&scenario, Strategy::PerRoom, &table, &[])?;
+//! assert_eq!(report.mode, "simulate");
+//! assert!(report.sessions.arrived > 0);
+//! println!("{}", report.render_text());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use model::strategy::Strategy;
+
+pub mod des;
+pub mod drive;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod model;
+pub mod pricing;
+pub mod report;
+pub mod scenario;
+pub mod sweep;
+pub mod threshold;
+pub mod usage;
+pub mod workload;
+
+pub use error::{Error, InputError, Result};

@@ -1,0 +1,697 @@
+//! Report: the result of a run, in one shape for `simulate` and `drive`, and its renderings
+//! (text summary, comparison table, JSON, CSV and Markdown).
+//!
+//! The JSON keys are documented in `sim/REPORT.md`; they are fixed so that other tools, and
+//! a simulated and a measured run of one scenario, can be put side by side.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{LatencySummary, TimeSeries};
+use crate::pricing::Bill;
+use crate::threshold::ThresholdResult;
+use crate::usage::Usage;
+
+/// Session outcomes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionCounts {
+    /// Sessions that started connecting in the window.
+    pub arrived: u64,
+    /// Sessions that got a seat (immediately or from a queue).
+    pub admitted: u64,
+    /// Sessions that were put in a queue.
+    pub queued: u64,
+    /// Queued sessions that got a seat.
+    pub admitted_from_queue: u64,
+    /// Queued sessions that gave up.
+    pub abandoned: u64,
+    /// Sessions turned away.
+    pub rejected: u64,
+    /// Rejections by reason (only reasons that occurred).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Sessions still waiting in a queue when the window ended.
+    pub still_waiting: u64,
+    /// Sessions still connecting (no answer yet) when the window ended.
+    pub still_connecting: u64,
+}
+
+/// Latency distributions, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyBlock {
+    /// From the start of connecting to the first admission answer (joined, queued or
+    /// rejected).
+    pub connect: LatencySummary,
+    /// From the start of connecting to being seated, for admitted sessions (includes queueing).
+    pub admission_wait: LatencySummary,
+    /// Per-recipient delivery latency of chat messages, from the message's intended send time
+    /// (coordinated-omission corrected).
+    pub message: LatencySummary,
+    /// Time requests waited in an object's queue before service.
+    pub object_queue: LatencySummary,
+    /// Per-recipient delivery latency from the actual send time (drive only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_from_send: Option<LatencySummary>,
+    /// How late the driver sent messages relative to their intended time (drive only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag: Option<LatencySummary>,
+}
+
+impl LatencyBlock {
+    /// A latency by name.
+    pub fn get(&self, name: &str) -> Option<&LatencySummary> {
+        match name {
+            "connect" => Some(&self.connect),
+            "admission_wait" => Some(&self.admission_wait),
+            "message" => Some(&self.message),
+            "object_queue" => Some(&self.object_queue),
+            _ => None,
+        }
+    }
+}
+
+/// Chat message counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    /// Messages users sent.
+    pub sent: u64,
+    /// Messages that reached their object and were fanned out.
+    pub accepted: u64,
+    /// Messages refused by an overloaded object.
+    pub failed: u64,
+    /// Deliveries to recipients.
+    pub delivered: u64,
+    /// Deliveries expected but not received (drive only; 0 in the simulator).
+    pub missed: u64,
+    /// Deliveries received twice (drive only).
+    pub duplicated: u64,
+}
+
+/// Usage plus the run's peaks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunUsage {
+    /// The billable quantities.
+    #[serde(flatten)]
+    pub billable: Usage,
+    /// Distinct objects that served at least one request (room objects and the lobby).
+    pub objects_created: u64,
+    /// Most users seated at once.
+    pub peak_connections: u64,
+    /// Most room objects holding at least one socket at once.
+    pub peak_active_objects: u64,
+    /// Most users waiting in queues at once.
+    pub peak_queue_length: u64,
+    /// Most rooms with someone seated at once.
+    pub peak_active_rooms: u64,
+    /// Requests refused with "Durable Object is overloaded".
+    pub overload_errors: u64,
+    /// All requests that reached an object (connects, messages, RPCs, closes).
+    pub object_requests: u64,
+}
+
+/// The monthly projection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonthlyUsage {
+    /// How the window was extended to a month.
+    pub method: String,
+    /// The multiplier applied to the window's usage.
+    pub factor: f64,
+    /// The projected usage: counts multiplied by `factor`; peaks and `objects_created` are
+    /// copied from the window, not multiplied.
+    #[serde(flatten)]
+    pub usage: RunUsage,
+}
+
+/// The scenario's hand estimate beside the computed bill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceComparison {
+    /// The hand estimate's total.
+    pub total_usd: f64,
+    /// Where it comes from.
+    pub source: String,
+    /// The projected usage priced under the estimate's own price table, if it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bill_under_reference_pricing: Option<Bill>,
+}
+
+/// Where the numbers come from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// dosim's version.
+    pub dosim_version: String,
+    /// How the run was made ("discrete-event simulation ..." or "measured over WebSockets").
+    pub method: String,
+    /// Notes on what is modelled and what is not.
+    pub notes: Vec<String>,
+}
+
+/// One run's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// `simulate` or `drive`.
+    pub mode: String,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The strategy, as `single`, `per-room` or `sharded:N`.
+    pub strategy: String,
+    /// The seed of the plan.
+    pub seed: u64,
+    /// The price table used for `bill`.
+    pub pricing: String,
+    /// Length of the simulated or measured window.
+    pub window_seconds: f64,
+    /// Where the numbers come from.
+    pub provenance: Provenance,
+    /// Session outcomes.
+    pub sessions: SessionCounts,
+    /// Latencies.
+    pub latency_ms: LatencyBlock,
+    /// Chat messages.
+    pub messages: MessageCounts,
+    /// Usage in the window.
+    pub usage: RunUsage,
+    /// Usage projected onto a 30-day month.
+    pub monthly_usage: MonthlyUsage,
+    /// The monthly bill of `monthly_usage` under `pricing`.
+    pub bill: Bill,
+    /// The scenario's hand estimate, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceComparison>,
+    /// Threshold results.
+    pub thresholds: Vec<ThresholdResult>,
+    /// State over time.
+    pub timeseries: TimeSeries,
+    /// Drive mode only: what the WebSocket driver measured beyond the shared shape (see
+    /// [`crate::drive`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drive: Option<crate::drive::DriveDetails>,
+}
+
+impl Report {
+    /// The value of a threshold metric (see [`crate::threshold`]).
+    pub fn metric(&self, name: &str, limits: &crate::scenario::LimitsSpec) -> Option<f64> {
+        let share = |a: u64, b: u64| {
+            if b == 0 {
+                None
+            } else {
+                Some(a as f64 / b as f64)
+            }
+        };
+        match name {
+            "rejection_rate" => share(self.sessions.rejected, self.sessions.arrived),
+            "abandon_rate" => share(self.sessions.abandoned, self.sessions.arrived),
+            "error_rate" => share(self.usage.overload_errors, self.usage.object_requests),
+            "connection_limit_share" => limits
+                .max_total_connections
+                .and_then(|m| share(self.usage.peak_connections, u64::from(m))),
+            "room_limit_share" => limits
+                .max_active_rooms
+                .and_then(|m| share(self.usage.peak_active_rooms, u64::from(m))),
+            "monthly_cost_usd" => Some(self.bill.total_f64()),
+            other => {
+                let (lat, stat) = other.split_once('.')?;
+                self.latency_ms.get(lat)?.stat(stat)
+            }
+        }
+    }
+
+    /// Whether every threshold passed.
+    pub fn thresholds_pass(&self) -> bool {
+        self.thresholds.iter().all(|t| t.pass)
+    }
+
+    /// Pretty JSON (stable key order, trailing newline).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        s.push('\n');
+        s
+    }
+
+    /// The human summary of one run.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "dosim {}: scenario {} · strategy {} · seed {} · window {}",
+            self.mode,
+            self.scenario,
+            self.strategy,
+            self.seed,
+            human_seconds(self.window_seconds)
+        );
+        let _ = writeln!(o, "  {}", self.provenance.method);
+        let s = &self.sessions;
+        let _ = writeln!(
+            o,
+            "\nSessions: {} arrived, {} admitted ({} after queueing), {} queued, {} abandoned, {} rejected{}",
+            s.arrived,
+            s.admitted,
+            s.admitted_from_queue,
+            s.queued,
+            s.abandoned,
+            s.rejected,
+            if s.rejected_by_reason.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    s.rejected_by_reason
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        let m = &self.messages;
+        let _ = writeln!(
+            o,
+            "Messages: {} sent, {} failed, {} deliveries, {} missed",
+            m.sent, m.failed, m.delivered, m.missed
+        );
+        let _ = writeln!(
+            o,
+            "\nLatency (ms)        count      mean       p50       p90       p99     p99.9       max"
+        );
+        let mut rows: Vec<(&str, &LatencySummary)> = vec![
+            ("connect", &self.latency_ms.connect),
+            ("admission wait", &self.latency_ms.admission_wait),
+            ("message delivery", &self.latency_ms.message),
+            ("object queue", &self.latency_ms.object_queue),
+        ];
+        if let Some(l) = &self.latency_ms.message_from_send {
+            rows.push(("message (from send)", l));
+        }
+        if let Some(l) = &self.latency_ms.send_lag {
+            rows.push(("driver send lag", l));
+        }
+        for (name, l) in rows {
+            let _ = writeln!(
+                o,
+                "  {name:<17}{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                l.count,
+                opt(l.mean),
+                opt(l.p50),
+                opt(l.p90),
+                opt(l.p99),
+                opt(l.p999),
+                opt(l.max)
+            );
+        }
+        let u = &self.usage;
+        let _ = writeln!(
+            o,
+            "\nPeaks: {} connections, {} active rooms, {} active objects, {} queued; {} objects created; {} overload errors of {} object requests",
+            u.peak_connections,
+            u.peak_active_rooms,
+            u.peak_active_objects,
+            u.peak_queue_length,
+            u.objects_created,
+            u.overload_errors,
+            u.object_requests
+        );
+        let _ = writeln!(o, "\nMonthly usage ({}):", self.monthly_usage.method);
+        let mu = &self.monthly_usage.usage.billable;
+        for (name, v) in usage_rows(mu) {
+            let _ = writeln!(o, "  {name:<28}{:>18}", human_count(v));
+        }
+        let _ = writeln!(o, "\nMonthly bill under {}:", self.bill.pricing);
+        o.push_str(&indent(&self.bill.render_text(), "  "));
+        if let Some(r) = &self.reference {
+            let _ = writeln!(
+                o,
+                "\nHand estimate: ${:.2}/month ({}) vs computed ${:.2}/month under {}",
+                r.total_usd,
+                r.source,
+                self.bill.total_f64(),
+                self.bill.pricing
+            );
+            if let Some(b) = &r.bill_under_reference_pricing {
+                let _ = writeln!(
+                    o,
+                    "  the same projected usage under the estimate's own prices ({}): ${:.2}",
+                    b.pricing,
+                    b.total_f64()
+                );
+            }
+        }
+        if let Some(d) = &self.drive {
+            o.push_str(&d.render_text());
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(o, "\nThresholds:");
+            for t in &self.thresholds {
+                let _ = writeln!(
+                    o,
+                    "  {} {:<40} value {}",
+                    if t.pass { "pass" } else { "FAIL" },
+                    t.check,
+                    t.value.map_or("n/a".into(), |v| format!("{v:.4}"))
+                );
+            }
+        }
+        o
+    }
+}
+
+/// The usage fields in report order, with their names.
+pub fn usage_rows(u: &Usage) -> [(&'static str, f64); 11] {
+    [
+        ("worker_requests", u.worker_requests),
+        ("worker_cpu_ms", u.worker_cpu_ms),
+        ("do_requests", u.do_requests),
+        ("do_websocket_connects", u.do_websocket_connects),
+        ("do_websocket_messages_in", u.do_websocket_messages_in),
+        ("do_websocket_messages_out", u.do_websocket_messages_out),
+        ("do_active_seconds", u.do_active_seconds),
+        ("do_idle_tail_seconds", u.do_idle_tail_seconds),
+        ("sqlite_rows_read", u.sqlite_rows_read),
+        ("sqlite_rows_written", u.sqlite_rows_written),
+        ("sqlite_stored_gb_months", u.sqlite_stored_gb_months),
+    ]
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+fn indent(s: &str, pad: &str) -> String {
+    s.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// "86400" → "1d", "3600" → "1h" and so on.
+pub fn human_seconds(s: f64) -> String {
+    crate::scenario::Dur::from_secs_f64(s).to_string()
+}
+
+/// A count with thousands separators (two decimals for fractions).
+pub fn human_count(v: f64) -> String {
+    let neg = v < 0.0;
+    let v = v.abs();
+    let int = v.trunc() as u64;
+    let frac = v - v.trunc();
+    let digits = int.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if frac > 0.005 {
+        out.push_str(&format!("{frac:.2}")[1..]);
+    }
+    if neg {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// Several runs of one workload side by side.
+pub fn render_comparison(reports: &[Report]) -> String {
+    let mut o = String::new();
+    let Some(first) = reports.first() else {
+        return o;
+    };
+    let _ = writeln!(
+        o,
+        "dosim compare: scenario {} · seed {} · window {} · prices {} · {}",
+        first.scenario,
+        first.seed,
+        human_seconds(first.window_seconds),
+        first.pricing,
+        first.provenance.method
+    );
+    let _ = writeln!(o, "monthly figures: {}\n", first.monthly_usage.method);
+    let names: Vec<&str> = reports.iter().map(|r| r.strategy.as_str()).collect();
+    // Wide enough for a count in the billions with separators.
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(8).max(16) + 2;
+    let row = |o: &mut String, label: &str, cells: Vec<String>| {
+        let _ = write!(o, "{label:<34}");
+        for c in cells {
+            let _ = write!(o, "{c:>width$}");
+        }
+        o.push('\n');
+    };
+    row(&mut o, "", names.iter().map(|n| n.to_string()).collect());
+    let each = |f: &dyn Fn(&Report) -> String| reports.iter().map(f).collect::<Vec<_>>();
+    row(
+        &mut o,
+        "sessions arrived",
+        each(&|r| r.sessions.arrived.to_string()),
+    );
+    row(
+        &mut o,
+        "admitted",
+        each(&|r| r.sessions.admitted.to_string()),
+    );
+    row(&mut o, "queued", each(&|r| r.sessions.queued.to_string()));
+    row(
+        &mut o,
+        "abandoned",
+        each(&|r| r.sessions.abandoned.to_string()),
+    );
+    row(
+        &mut o,
+        "rejected",
+        each(&|r| r.sessions.rejected.to_string()),
+    );
+    for lat in ["connect", "admission_wait", "message", "object_queue"] {
+        for stat in ["p50", "p99"] {
+            row(
+                &mut o,
+                &format!("{lat} {stat} (ms)"),
+                each(&|r| opt(r.latency_ms.get(lat).and_then(|l| l.stat(stat)))),
+            );
+        }
+    }
+    row(
+        &mut o,
+        "overload errors",
+        each(&|r| r.usage.overload_errors.to_string()),
+    );
+    row(
+        &mut o,
+        "peak connections",
+        each(&|r| r.usage.peak_connections.to_string()),
+    );
+    row(
+        &mut o,
+        "peak active objects",
+        each(&|r| r.usage.peak_active_objects.to_string()),
+    );
+    row(
+        &mut o,
+        "objects created",
+        each(&|r| r.usage.objects_created.to_string()),
+    );
+    o.push_str("\nmonthly usage\n");
+    for i in 0..11 {
+        let label = usage_rows(&first.monthly_usage.usage.billable)[i].0;
+        row(
+            &mut o,
+            &format!("  {label}"),
+            each(&|r| human_count(usage_rows(&r.monthly_usage.usage.billable)[i].1)),
+        );
+    }
+    let _ = writeln!(o, "\nmonthly bill (USD, {})", first.pricing);
+    for (i, item) in first.bill.line_items.iter().enumerate() {
+        row(
+            &mut o,
+            &format!("  {}", item.name),
+            each(&|r| {
+                r.bill
+                    .line_items
+                    .get(i)
+                    .map_or("-".into(), |l| format!("{:.2}", l.cost_usd))
+            }),
+        );
+    }
+    row(
+        &mut o,
+        "  total",
+        each(&|r| format!("{:.2}", r.bill.total_usd)),
+    );
+    if let Some(refc) = &first.reference {
+        let _ = writeln!(
+            o,
+            "\nhand estimate: ${:.2}/month ({})",
+            refc.total_usd, refc.source
+        );
+        if refc.bill_under_reference_pricing.is_some() {
+            let label = format!(
+                "  simulated usage at the estimate's prices ({})",
+                refc.bill_under_reference_pricing
+                    .as_ref()
+                    .map_or("", |b| b.pricing.as_str())
+            );
+            let _ = writeln!(o, "{label}");
+            row(
+                &mut o,
+                "",
+                each(&|r| {
+                    r.reference
+                        .as_ref()
+                        .and_then(|x| x.bill_under_reference_pricing.as_ref())
+                        .map_or("-".into(), |b| format!("{:.2}", b.total_usd))
+                }),
+            );
+        }
+    }
+    if reports.iter().any(|r| !r.thresholds.is_empty()) {
+        row(
+            &mut o,
+            "thresholds",
+            each(&|r| {
+                let failed = r.thresholds.iter().filter(|t| !t.pass).count();
+                if failed == 0 {
+                    "pass".into()
+                } else {
+                    format!("{failed} FAILED")
+                }
+            }),
+        );
+    }
+    o
+}
+
+/// Several runs as CSV: one row per strategy, the headline figures as columns.
+pub fn comparison_csv(reports: &[Report]) -> String {
+    let mut o = String::from(
+        "scenario,strategy,mode,pricing,sessions_arrived,admitted,rejected,abandoned,connect_p50_ms,connect_p99_ms,message_p50_ms,message_p99_ms,overload_errors,peak_connections,monthly_total_usd\n",
+    );
+    for r in reports {
+        let l = &r.latency_ms;
+        let _ = writeln!(
+            o,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.scenario,
+            r.strategy,
+            r.mode,
+            r.pricing,
+            r.sessions.arrived,
+            r.sessions.admitted,
+            r.sessions.rejected,
+            r.sessions.abandoned,
+            l.connect.p50.map_or(String::new(), |v| v.to_string()),
+            l.connect.p99.map_or(String::new(), |v| v.to_string()),
+            l.message.p50.map_or(String::new(), |v| v.to_string()),
+            l.message.p99.map_or(String::new(), |v| v.to_string()),
+            r.usage.overload_errors,
+            r.usage.peak_connections,
+            r.bill.total_usd
+        );
+    }
+    o
+}
+
+/// The pieces a report is assembled from, whatever produced them.
+#[derive(Debug)]
+pub struct Parts<'a> {
+    /// `simulate` or `drive`.
+    pub mode: &'a str,
+    /// The scenario.
+    pub scenario: &'a crate::scenario::Scenario,
+    /// The strategy.
+    pub strategy: crate::model::strategy::Strategy,
+    /// The price table of the bill.
+    pub pricing: &'a crate::pricing::PriceTable,
+    /// Length of the window the usage covers.
+    pub window_seconds: f64,
+    /// How the numbers were obtained.
+    pub provenance: Provenance,
+    /// Session outcomes.
+    pub sessions: SessionCounts,
+    /// Latencies.
+    pub latency_ms: LatencyBlock,
+    /// Messages.
+    pub messages: MessageCounts,
+    /// Usage in the window.
+    pub usage: RunUsage,
+    /// How the month is projected and by which factor.
+    pub projection: (String, f64),
+    /// Time series.
+    pub timeseries: TimeSeries,
+    /// Extra thresholds (from the command line).
+    pub extra_thresholds: &'a [crate::threshold::Threshold],
+}
+
+impl Report {
+    /// Price, project and check a run.
+    pub fn assemble(p: Parts<'_>) -> crate::Result<Report> {
+        let (mut method, factor) = p.projection;
+        let mut billable = p.usage.billable.scaled(factor);
+        // Stored data accumulates, so scaling the window's GB-months would understate it:
+        // price the month's average volume instead.
+        let persist = &p.scenario.persistence;
+        if billable.sqlite_rows_written > 0.0 {
+            let month = crate::scenario::MONTH_SECONDS as f64;
+            let (kept, how) = match persist.retention {
+                Some(r) => (
+                    r.secs(),
+                    format!("steady state: a month's rows kept {r} each"),
+                ),
+                None => (
+                    month / 2.0,
+                    "no retention: the first month from empty, on average half its rows".into(),
+                ),
+            };
+            billable.sqlite_stored_gb_months =
+                billable.sqlite_rows_written * f64::from(persist.row_bytes) / 1e9 * (kept / month);
+            method.push_str(&format!("; storage GB-months: {how}"));
+        }
+        let monthly = MonthlyUsage {
+            method,
+            factor,
+            usage: RunUsage {
+                billable,
+                overload_errors: (p.usage.overload_errors as f64 * factor).round() as u64,
+                object_requests: (p.usage.object_requests as f64 * factor).round() as u64,
+                ..p.usage.clone()
+            },
+        };
+        let bill = crate::pricing::price(&monthly.usage.billable, p.pricing);
+        let reference = match &p.scenario.reference {
+            None => None,
+            Some(r) => Some(ReferenceComparison {
+                total_usd: r.total_usd,
+                source: r.source.clone(),
+                bill_under_reference_pricing: match &r.pricing {
+                    None => None,
+                    Some(name) => Some(crate::pricing::price(
+                        &monthly.usage.billable,
+                        &crate::pricing::PriceTable::builtin(name)?,
+                    )),
+                },
+            }),
+        };
+        let mut report = Report {
+            mode: p.mode.to_string(),
+            scenario: p.scenario.name.clone(),
+            strategy: p.strategy.to_string(),
+            seed: p.scenario.seed,
+            pricing: p.pricing.name.clone(),
+            window_seconds: p.window_seconds,
+            provenance: p.provenance,
+            sessions: p.sessions,
+            latency_ms: p.latency_ms,
+            messages: p.messages,
+            usage: p.usage,
+            monthly_usage: monthly,
+            bill,
+            reference,
+            thresholds: Vec::new(),
+            timeseries: p.timeseries,
+            drive: None,
+        };
+        let mut checks = p.scenario.threshold_checks();
+        checks.extend(p.extra_thresholds.iter().cloned());
+        report.thresholds = checks
+            .iter()
+            .map(|t| t.evaluate(|m| report.metric(m, &p.scenario.limits)))
+            .collect();
+        Ok(report)
+    }
+}

@@ -1,0 +1,976 @@
+//! Scenario: the TOML file that describes a rooms workload and the platform it runs on.
+//!
+//! Every key, its unit and its default is documented in `scenarios/reference.toml`; this
+//! module parses and validates. Unknown keys are errors, and every error names the file, the
+//! line and the key, so that a typo never silently becomes a default.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, InputError, Result};
+use crate::model::strategy::Strategy;
+use crate::threshold::Threshold;
+
+/// Nanoseconds per second.
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+/// The length of a billing month used for projections: 30 days, as Cloudflare's examples use.
+pub const MONTH_SECONDS: u64 = 30 * 86_400;
+
+/// A span of time, stored in integer nanoseconds. Written in files as `"250ms"`, `"30s"`,
+/// `"1.5h"`, `"30d"` (units: ns, us, ms, s, m or min, h, d).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub u64);
+
+impl Dur {
+    /// From seconds.
+    pub fn from_secs_f64(s: f64) -> Dur {
+        Dur((s * NS_PER_SEC as f64).round() as u64)
+    }
+    /// In seconds.
+    pub fn secs(self) -> f64 {
+        self.0 as f64 / NS_PER_SEC as f64
+    }
+    /// In milliseconds.
+    pub fn millis(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+}
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let expected = || {
+            format!("expected a duration like \"250ms\", \"30s\", \"1.5h\" or \"30d\", found {s:?}")
+        };
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(expected)?;
+        let (num, unit) = t.split_at(split);
+        let value: f64 = num.parse().map_err(|_| expected())?;
+        let scale = match unit.trim() {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" | "min" => 60e9,
+            "h" => 3600e9,
+            "d" => 86_400e9,
+            _ => return Err(expected()),
+        };
+        let ns = value * scale;
+        if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 / 4.0 {
+            return Err(expected());
+        }
+        Ok(Dur(ns.round() as u64))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0;
+        let units: [(u64, &str); 6] = [
+            (86_400 * NS_PER_SEC, "d"),
+            (3600 * NS_PER_SEC, "h"),
+            (60 * NS_PER_SEC, "m"),
+            (NS_PER_SEC, "s"),
+            (1_000_000, "ms"),
+            (1_000, "us"),
+        ];
+        for (size, name) in units {
+            if ns >= size && ns % size == 0 {
+                return write!(f, "{}{name}", ns / size);
+            }
+        }
+        if ns >= 1_000_000 {
+            write!(f, "{}ms", ns as f64 / 1e6)
+        } else {
+            write!(f, "{ns}ns")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A distribution of durations, as written in a scenario:
+/// `{ dist = "constant", value = "30m" }`, `{ dist = "exponential", mean = "30s" }`,
+/// `{ dist = "lognormal", median = "20ms", sigma = 0.5 }` (or `p99 = "80ms"` instead of
+/// sigma), `{ dist = "uniform", min = "1m", max = "5m" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DistSpec {
+    /// Always the same value.
+    Constant {
+        /// The value.
+        value: Dur,
+    },
+    /// Exponential with this mean (memoryless; Poisson inter-arrival times).
+    Exponential {
+        /// The mean.
+        mean: Dur,
+    },
+    /// Log-normal with this median and either a shape `sigma` or a 99th percentile.
+    Lognormal {
+        /// The median (e^mu).
+        median: Dur,
+        /// The shape parameter (standard deviation of the logarithm).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigma: Option<f64>,
+        /// The 99th percentile, an alternative to `sigma`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        p99: Option<Dur>,
+    },
+    /// Uniform between `min` and `max`.
+    Uniform {
+        /// Lower bound.
+        min: Dur,
+        /// Upper bound.
+        max: Dur,
+    },
+}
+
+impl DistSpec {
+    /// A constant distribution.
+    pub fn constant(d: Dur) -> DistSpec {
+        DistSpec::Constant { value: d }
+    }
+
+    /// The lognormal shape, from sigma or from the 99th percentile.
+    pub fn lognormal_sigma(median: Dur, sigma: Option<f64>, p99: Option<Dur>) -> f64 {
+        match (sigma, p99) {
+            (Some(s), _) => s,
+            (None, Some(p)) if median.0 > 0 && p.0 > 0 => {
+                (p.0 as f64 / median.0 as f64).ln() / 2.326_347_874
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// The mean, in nanoseconds.
+    pub fn mean_ns(&self) -> f64 {
+        match *self {
+            DistSpec::Constant { value } => value.0 as f64,
+            DistSpec::Exponential { mean } => mean.0 as f64,
+            DistSpec::Lognormal { median, sigma, p99 } => {
+                let s = Self::lognormal_sigma(median, sigma, p99);
+                median.0 as f64 * (s * s / 2.0).exp()
+            }
+            DistSpec::Uniform { min, max } => (min.0 as f64 + max.0 as f64) / 2.0,
+        }
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        match *self {
+            DistSpec::Lognormal { median, sigma, p99 } => match (sigma, p99) {
+                (Some(_), Some(_)) => Err("give either sigma or p99, not both".into()),
+                (None, None) => Err("lognormal needs sigma or p99".into()),
+                (Some(s), None) if !(s.is_finite() && (0.0..=5.0).contains(&s)) => {
+                    Err(format!("sigma must be between 0 and 5, found {s}"))
+                }
+                (None, Some(p)) if p < median => Err("p99 must be at least the median".into()),
+                _ => Ok(()),
+            },
+            DistSpec::Uniform { min, max } if max < min => Err("max must be at least min".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Patience of a queued user: a distribution, or `"unlimited"`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Patience {
+    /// Waits forever (until the session would have ended anyway is not modelled: forever).
+    #[default]
+    Unlimited,
+    /// Gives up after a time drawn from this distribution.
+    Limited(DistSpec),
+}
+
+impl<'de> Deserialize<'de> for Patience {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Dist(DistSpec),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            de::Error::custom(
+                "expected \"unlimited\", a duration like \"2m\", or a distribution table",
+            )
+        })? {
+            Raw::Word(w) if w == "unlimited" => Ok(Patience::Unlimited),
+            Raw::Word(w) => w
+                .parse::<Dur>()
+                .map(|d| Patience::Limited(DistSpec::constant(d)))
+                .map_err(de::Error::custom),
+            Raw::Dist(spec) => Ok(Patience::Limited(spec)),
+        }
+    }
+}
+
+impl Serialize for Patience {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Patience::Unlimited => s.serialize_str("unlimited"),
+            Patience::Limited(spec) => spec.serialize(s),
+        }
+    }
+}
+
+/// How arrivals are spread over the day.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Profile {
+    /// The same rate all day.
+    #[default]
+    Flat,
+    /// Weight 1 from 09:00 to 18:00 and 0.1 otherwise (a workday).
+    BusinessHours,
+    /// Weight 0.2 until 17:00, 1 from 17:00 to 24:00 (a consumer evening peak).
+    Evening,
+    /// 24 hourly weights, hour 0 first; only their ratios matter.
+    Hourly(Vec<f64>),
+}
+
+impl Profile {
+    /// The 24 hourly weights, normalised to a mean of 1.
+    pub fn weights(&self) -> [f64; 24] {
+        let raw: Vec<f64> = match self {
+            Profile::Flat => vec![1.0; 24],
+            Profile::BusinessHours => (0..24)
+                .map(|h| if (9..18).contains(&h) { 1.0 } else { 0.1 })
+                .collect(),
+            Profile::Evening => (0..24).map(|h| if h >= 17 { 1.0 } else { 0.2 }).collect(),
+            Profile::Hourly(w) => w.clone(),
+        };
+        let mean = raw.iter().sum::<f64>() / 24.0;
+        let mut out = [0.0; 24];
+        for (o, w) in out.iter_mut().zip(raw) {
+            *o = w / mean;
+        }
+        out
+    }
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Weights(Vec<f64>),
+        }
+        let err = || {
+            de::Error::custom(
+                "expected \"flat\", \"business-hours\", \"evening\" or a list of 24 hourly weights",
+            )
+        };
+        match Raw::deserialize(d).map_err(|_| err())? {
+            Raw::Word(w) => match w.as_str() {
+                "flat" => Ok(Profile::Flat),
+                "business-hours" => Ok(Profile::BusinessHours),
+                "evening" => Ok(Profile::Evening),
+                _ => Err(err()),
+            },
+            Raw::Weights(w) => {
+                if w.len() != 24 {
+                    return Err(de::Error::custom(format!(
+                        "expected 24 hourly weights, found {}",
+                        w.len()
+                    )));
+                }
+                if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
+                    return Err(de::Error::custom(
+                        "hourly weights must be non-negative and not all zero",
+                    ));
+                }
+                Ok(Profile::Hourly(w))
+            }
+        }
+    }
+}
+
+impl Serialize for Profile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Profile::Flat => s.serialize_str("flat"),
+            Profile::BusinessHours => s.serialize_str("business-hours"),
+            Profile::Evening => s.serialize_str("evening"),
+            Profile::Hourly(w) => w.serialize(s),
+        }
+    }
+}
+
+/// How an arriving user picks a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoomChoice {
+    /// The lowest-numbered room that still has a free seat (counting users on their way in);
+    /// if every room is full, a uniformly random room.
+    #[default]
+    Fill,
+    /// Uniformly at random.
+    Uniform,
+    /// Zipf-skewed popularity: room k (1-based) with weight 1/k^s.
+    Skewed,
+}
+
+/// `[window]`: what is simulated and how it becomes a month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Window {
+    /// Simulated time.
+    pub length: Dur,
+    /// Width of one time-series bucket.
+    pub timeseries_interval: Dur,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            length: Dur(86_400 * NS_PER_SEC),
+            timeseries_interval: Dur(60 * NS_PER_SEC),
+        }
+    }
+}
+
+/// `[arrivals]`: when sessions start.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Arrivals {
+    /// Mean sessions per day (over the daily profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions_per_day: Option<f64>,
+    /// Alternatively, the mean arrival rate in sessions per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<f64>,
+    /// Shape of the day.
+    pub profile: Profile,
+}
+
+impl Arrivals {
+    /// Mean arrivals per second over a day.
+    pub fn mean_rate(&self) -> f64 {
+        self.rate_per_second
+            .or(self.sessions_per_day.map(|d| d / 86_400.0))
+            .unwrap_or(0.0)
+    }
+}
+
+/// `[sessions]`: what one user does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sessions {
+    /// Time in the room once admitted.
+    pub length: DistSpec,
+    /// How long a queued user waits before giving up.
+    pub patience: Patience,
+    /// Time between two messages of one admitted user (the first comes one interval after
+    /// admission).
+    pub message_interval: DistSpec,
+    /// Bytes per chat message (payload).
+    pub message_bytes: u32,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            length: DistSpec::Exponential {
+                mean: Dur(30 * 60 * NS_PER_SEC),
+            },
+            patience: Patience::Unlimited,
+            message_interval: DistSpec::Exponential {
+                mean: Dur(30 * NS_PER_SEC),
+            },
+            message_bytes: 200,
+        }
+    }
+}
+
+/// `[rooms]`: the rooms users can pick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rooms {
+    /// How many rooms exist.
+    pub count: u32,
+    /// How a user picks one.
+    pub choice: RoomChoice,
+    /// Zipf exponent for `choice = "skewed"`.
+    pub skew: f64,
+}
+
+impl Default for Rooms {
+    fn default() -> Self {
+        Rooms {
+            count: 10,
+            choice: RoomChoice::Fill,
+            skew: 1.0,
+        }
+    }
+}
+
+/// `[limits]`: the design document's limits and the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Seats per room.
+    pub max_connections_per_room: u32,
+    /// Rooms active at once (absent = unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_active_rooms: Option<u32>,
+    /// Users seated at once over all rooms (absent = unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_total_connections: Option<u32>,
+    /// Users that may wait in one room's queue; 0 = no queue.
+    pub queue_limit: u32,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec {
+            max_connections_per_room: 8,
+            max_active_rooms: None,
+            max_total_connections: None,
+            queue_limit: 0,
+        }
+    }
+}
+
+/// `[persistence]`: optional storage of chat messages in the object's SQLite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Persistence {
+    /// SQLite rows written per inbound message.
+    pub rows_written_per_message: f64,
+    /// SQLite rows read per admitted join (for example, recent history).
+    pub rows_read_per_join: f64,
+    /// Bytes stored per written row.
+    pub row_bytes: u32,
+    /// How long rows are kept (absent = forever).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Dur>,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Persistence {
+            rows_written_per_message: 0.0,
+            rows_read_per_join: 0.0,
+            row_bytes: 256,
+            retention: None,
+        }
+    }
+}
+
+/// `[platform.service]`: time an object spends on one event of each kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Service {
+    /// Accepting a WebSocket and deciding admission.
+    pub connect: DistSpec,
+    /// Handling one inbound chat message (before fan-out).
+    pub message: DistSpec,
+    /// Extra time per recipient of a message's fan-out.
+    pub per_recipient: Dur,
+    /// The lobby handling one RPC (join, leave, abandon).
+    pub rpc: DistSpec,
+    /// A room object handling a close.
+    pub close: DistSpec,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        let us = |n: u64| Dur(n * 1_000);
+        Service {
+            connect: DistSpec::constant(us(500)),
+            message: DistSpec::constant(us(100)),
+            per_recipient: us(10),
+            rpc: DistSpec::constant(us(200)),
+            close: DistSpec::constant(us(50)),
+        }
+    }
+}
+
+/// `[platform.overload]`: when an object refuses work ("Durable Object is overloaded").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overload {
+    /// Requests already waiting at which a new one fails (absent = no depth limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queue_depth: Option<u32>,
+    /// Queueing delay beyond which a new request fails (absent = no delay limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queue_delay: Option<Dur>,
+}
+
+impl Default for Overload {
+    fn default() -> Self {
+        Overload {
+            max_queue_depth: None,
+            max_queue_delay: Some(Dur(5 * NS_PER_SEC)),
+        }
+    }
+}
+
+/// `[platform]`: how the rooms are hosted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Platform {
+    /// Room-to-object mapping: `single`, `per-room` or `sharded:N`.
+    pub strategy: Strategy,
+    /// WebSocket Hibernation API (true) or standard `accept()` (false).
+    pub hibernation: bool,
+    /// Time an idle non-hibernating object stays in memory after its last socket closed
+    /// (absent = 10 s with hibernation, 100 s without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_tail: Option<Dur>,
+    /// Worker CPU milliseconds per WebSocket upgrade.
+    pub worker_cpu_ms_per_connect: f64,
+    /// WebSockets one object can hold; a connect beyond it is refused
+    /// (`object_socket_limit`). Cloudflare documents 32,768 for hibernatable sockets.
+    pub max_sockets_per_object: u32,
+    /// Service times.
+    pub service: Service,
+    /// Overload rule.
+    pub overload: Overload,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Platform {
+            strategy: Strategy::Single,
+            hibernation: true,
+            idle_tail: None,
+            worker_cpu_ms_per_connect: 1.0,
+            max_sockets_per_object: 32_768,
+            service: Service::default(),
+            overload: Overload::default(),
+        }
+    }
+}
+
+impl Platform {
+    /// The idle tail in force.
+    pub fn idle_tail(&self) -> Dur {
+        self.idle_tail.unwrap_or(if self.hibernation {
+            Dur(10 * NS_PER_SEC)
+        } else {
+            Dur(100 * NS_PER_SEC)
+        })
+    }
+}
+
+/// `[network]`: one-way latencies. `client_edge` and `edge_object` are drawn once per session
+/// (a user's place on the network), `jitter` per message and direction, `object_object` per
+/// RPC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// Client to Cloudflare edge (and back), one way.
+    pub client_edge: DistSpec,
+    /// Edge to the object's location, one way (objects live where they were created).
+    pub edge_object: DistSpec,
+    /// Object to object (room object to lobby), one way, drawn per RPC.
+    pub object_object: DistSpec,
+    /// Extra latency added to every traversal of a user's path (per message, per direction).
+    pub jitter: DistSpec,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        let ms = |n: u64| Dur(n * 1_000_000);
+        Network {
+            client_edge: DistSpec::Lognormal {
+                median: ms(20),
+                sigma: Some(0.5),
+                p99: None,
+            },
+            edge_object: DistSpec::Lognormal {
+                median: ms(10),
+                sigma: Some(0.8),
+                p99: None,
+            },
+            object_object: DistSpec::Lognormal {
+                median: ms(5),
+                sigma: Some(0.5),
+                p99: None,
+            },
+            jitter: DistSpec::Exponential { mean: ms(2) },
+        }
+    }
+}
+
+/// `[reference]`: a hand estimate to show beside the simulated bill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    /// The estimate's monthly total in dollars.
+    pub total_usd: f64,
+    /// Where it comes from.
+    pub source: String,
+    /// The price table that prices the estimate's own figures (if any), e.g. `seed-2024-12`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `[thresholds]`: pass/fail checks (k6-style). Any failure makes the run exit with 99.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    /// Expressions such as `"message.p99 < 250"` (see [`crate::threshold`]).
+    pub checks: Vec<String>,
+    /// Monthly budget in dollars; adds the check `monthly_cost_usd < budget_alert_share × budget`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    /// Share of the budget that raises the alert.
+    pub budget_alert_share: f64,
+    /// Share of a configured connection limit that raises the alert; adds
+    /// `connection_limit_share < this` when `max_total_connections` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_alert_share: Option<f64>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            checks: Vec::new(),
+            budget_usd: None,
+            budget_alert_share: 0.8,
+            connection_alert_share: None,
+        }
+    }
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in reports.
+    pub name: String,
+    /// What the scenario models.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of every random choice.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Price table name (see `dosim pricing`).
+    #[serde(default = "default_pricing")]
+    pub pricing: String,
+    /// See [`Window`].
+    #[serde(default)]
+    pub window: Window,
+    /// See [`Arrivals`].
+    #[serde(default)]
+    pub arrivals: Arrivals,
+    /// See [`Sessions`].
+    #[serde(default)]
+    pub sessions: Sessions,
+    /// See [`Rooms`].
+    #[serde(default)]
+    pub rooms: Rooms,
+    /// See [`LimitsSpec`].
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    /// See [`Persistence`].
+    #[serde(default)]
+    pub persistence: Persistence,
+    /// See [`Platform`].
+    #[serde(default)]
+    pub platform: Platform,
+    /// See [`Network`].
+    #[serde(default)]
+    pub network: Network,
+    /// See [`Reference`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+    /// See [`Thresholds`].
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Where the scenario was read from (not a key).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_pricing() -> String {
+    crate::pricing::PriceTable::DEFAULT.to_string()
+}
+
+impl Scenario {
+    /// Read and validate a scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parse and validate scenario text; `path` is used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
+        let mut scenario: Scenario = parse_toml(text, path)?;
+        scenario.path = path.to_path_buf();
+        scenario
+            .validate()
+            .map_err(|(key, message)| locate(text, path, &key, message))?;
+        Ok(scenario)
+    }
+
+    /// The admission limits in the model's terms.
+    pub fn admission_limits(&self) -> crate::model::admission::Limits {
+        crate::model::admission::Limits {
+            room_capacity: self.limits.max_connections_per_room,
+            max_active_rooms: self.limits.max_active_rooms,
+            max_total_connections: self.limits.max_total_connections,
+            queue_limit: self.limits.queue_limit,
+        }
+    }
+
+    /// Every threshold in force: the scenario's checks plus those implied by the budget and
+    /// the connection alert share.
+    pub fn threshold_checks(&self) -> Vec<Threshold> {
+        let mut out: Vec<Threshold> = self
+            .thresholds
+            .checks
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        if let Some(budget) = self.thresholds.budget_usd {
+            out.push(Threshold::budget(
+                budget,
+                self.thresholds.budget_alert_share,
+            ));
+        }
+        if let (Some(share), Some(_)) = (
+            self.thresholds.connection_alert_share,
+            self.limits.max_total_connections,
+        ) {
+            out.push(Threshold::connection_share(share));
+        }
+        out
+    }
+
+    /// Semantic checks serde cannot express; the error names the key.
+    fn validate(&self) -> std::result::Result<(), (String, String)> {
+        let bad = |key: &str, msg: String| Err((key.to_string(), msg));
+        if self.name.trim().is_empty() {
+            return bad("name", "must not be empty".into());
+        }
+        if self.window.length.0 == 0 {
+            return bad("window.length", "must be longer than 0".into());
+        }
+        if self.window.length.0 > 366 * 86_400 * NS_PER_SEC {
+            return bad("window.length", "must be at most 366 days".into());
+        }
+        if self.window.timeseries_interval.0 == 0 {
+            return bad("window.timeseries_interval", "must be longer than 0".into());
+        }
+        let a = &self.arrivals;
+        match (a.sessions_per_day, a.rate_per_second) {
+            (Some(_), Some(_)) => {
+                return bad(
+                    "arrivals.rate_per_second",
+                    "give either sessions_per_day or rate_per_second, not both".into(),
+                )
+            }
+            (None, None) => {
+                return bad(
+                    "arrivals",
+                    "needs sessions_per_day or rate_per_second".into(),
+                )
+            }
+            (Some(x), None) if !(x.is_finite() && x > 0.0) => {
+                return bad(
+                    "arrivals.sessions_per_day",
+                    format!("must be > 0, found {x}"),
+                )
+            }
+            (None, Some(x)) if !(x.is_finite() && x > 0.0) => {
+                return bad(
+                    "arrivals.rate_per_second",
+                    format!("must be > 0, found {x}"),
+                )
+            }
+            _ => {}
+        }
+        let dists = [
+            ("sessions.length", &self.sessions.length),
+            ("sessions.message_interval", &self.sessions.message_interval),
+            ("platform.service.connect", &self.platform.service.connect),
+            ("platform.service.message", &self.platform.service.message),
+            ("platform.service.rpc", &self.platform.service.rpc),
+            ("platform.service.close", &self.platform.service.close),
+            ("network.client_edge", &self.network.client_edge),
+            ("network.edge_object", &self.network.edge_object),
+            ("network.object_object", &self.network.object_object),
+            ("network.jitter", &self.network.jitter),
+        ];
+        for (key, d) in dists {
+            d.validate().map_err(|m| (key.to_string(), m))?;
+        }
+        if let Patience::Limited(d) = &self.sessions.patience {
+            d.validate()
+                .map_err(|m| ("sessions.patience".to_string(), m))?;
+        }
+        if self.sessions.message_interval.mean_ns() < 1e6 {
+            return bad(
+                "sessions.message_interval",
+                "mean must be at least 1ms".into(),
+            );
+        }
+        if self.rooms.count == 0 {
+            return bad("rooms.count", "must be at least 1".into());
+        }
+        if !(self.rooms.skew.is_finite() && self.rooms.skew >= 0.0) {
+            return bad("rooms.skew", "must be >= 0".into());
+        }
+        if self.limits.max_connections_per_room == 0 {
+            return bad(
+                "limits.max_connections_per_room",
+                "must be at least 1".into(),
+            );
+        }
+        if self.platform.max_sockets_per_object == 0 {
+            return bad(
+                "platform.max_sockets_per_object",
+                "must be at least 1".into(),
+            );
+        }
+        if self.platform.worker_cpu_ms_per_connect < 0.0 {
+            return bad("platform.worker_cpu_ms_per_connect", "must be >= 0".into());
+        }
+        if let Strategy::Sharded(0) = self.platform.strategy {
+            return bad("platform.strategy", "sharded:N needs N >= 1".into());
+        }
+        let p = &self.persistence;
+        if p.rows_written_per_message < 0.0 || p.rows_read_per_join < 0.0 {
+            return bad("persistence", "row counts must be >= 0".into());
+        }
+        if let Err(e) = crate::pricing::PriceTable::builtin(&self.pricing) {
+            return bad("pricing", e.to_string());
+        }
+        if let Some(r) = &self.reference {
+            if let Some(name) = &r.pricing {
+                if let Err(e) = crate::pricing::PriceTable::builtin(name) {
+                    return bad("reference.pricing", e.to_string());
+                }
+            }
+        }
+        for c in &self.thresholds.checks {
+            if let Err(e) = c.parse::<Threshold>() {
+                return bad("thresholds.checks", e);
+            }
+        }
+        let t = &self.thresholds;
+        if !(t.budget_alert_share > 0.0 && t.budget_alert_share <= 1.0) {
+            return bad("thresholds.budget_alert_share", "must be in (0, 1]".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parse TOML into `T`, turning any error into an [`InputError`] with file, line and key.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let key = err.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        let inner = err.into_inner();
+        let message = inner.message().trim().to_string();
+        let (line, column) = inner
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((0, 0));
+        let mut e = InputError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            key,
+            message,
+        };
+        // serde's "unknown field" error points at the table, not the key: find the key.
+        if let Some(field) = unknown_field(&e.message) {
+            // serde_path_to_error's path may or may not already end with the unknown key.
+            let full = if e.key.is_empty() {
+                field.to_string()
+            } else if e.key.rsplit('.').next() == Some(field) {
+                e.key.clone()
+            } else {
+                format!("{}.{field}", e.key)
+            };
+            if let Some((l, c)) = key_position(text, &full) {
+                e.line = l;
+                e.column = c;
+            }
+            e.key = full;
+        } else if e.line == 0 {
+            if let Some((l, c)) = key_position(text, &e.key) {
+                e.line = l;
+                e.column = c;
+            }
+        }
+        Error::Input(e)
+    })
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(&rest[..rest.find('`')?])
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// Where a dotted key is written in the file (the key itself, or its value).
+fn key_position(text: &str, dotted: &str) -> Option<(usize, usize)> {
+    let doc = toml_edit::ImDocument::parse(text.to_string()).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let parts: Vec<&str> = dotted.split('.').filter(|p| !p.is_empty()).collect();
+    let mut span = None;
+    for (i, part) in parts.iter().enumerate() {
+        let (key, item) = table.get_key_value(part)?;
+        span = key.span().or_else(|| item.span()).or(span);
+        if i + 1 < parts.len() {
+            table = item.as_table_like()?;
+        }
+    }
+    span.map(|s| line_col(text, s.start))
+}
+
+/// An [`InputError`] for a semantic problem at `key` of the TOML `text` read from `path`.
+pub fn locate(text: &str, path: &Path, key: &str, message: String) -> Error {
+    let (line, column) = key_position(text, key).unwrap_or((0, 0));
+    Error::Input(InputError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key: key.to_string(),
+        message,
+    })
+}

@@ -1,0 +1,279 @@
+use std::process::{Command, Output};
+
+use crate::util::repo;
+
+fn dosim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dosim"))
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_broken_scenario_exits_2_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    std::fs::write(&path, "name = \"x\"\n[arrivals]\nsesions_per_day = 10\n").unwrap();
+    let out = dosim(&["simulate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("typo.toml:3:1"), "{err}");
+    assert!(err.contains("arrivals.sesions_per_day"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_reported_not_panicked() {
+    let out = dosim(&["simulate", "no/such/file.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no/such/file.toml"), "{err}");
+}
+
+#[test]
+fn a_failed_threshold_exits_99_and_still_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = dosim(&[
+        "simulate",
+        "scenarios/seed-phase0.toml",
+        "--threshold",
+        "message.p50 < 0.001",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(99));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let failed: Vec<_> = report["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["pass"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["check"], "message.p50 < 0.001");
+}
+
+#[test]
+fn a_bad_threshold_or_strategy_exits_2() {
+    let out = dosim(&[
+        "simulate",
+        "scenarios/seed-phase0.toml",
+        "--threshold",
+        "nonsense",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = dosim(&[
+        "simulate",
+        "scenarios/seed-phase0.toml",
+        "--strategy",
+        "two",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_report_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = dosim(&[
+        "simulate",
+        "scenarios/seed-phase0.toml",
+        "--strategy",
+        "per-room",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "mode",
+        "scenario",
+        "strategy",
+        "seed",
+        "pricing",
+        "window_seconds",
+    ] {
+        assert!(!r[key].is_null(), "missing {key}");
+    }
+    assert_eq!(r["mode"], "simulate");
+    assert_eq!(r["strategy"], "per-room");
+    for key in [
+        "arrived",
+        "admitted",
+        "queued",
+        "admitted_from_queue",
+        "abandoned",
+        "rejected",
+    ] {
+        assert!(r["sessions"][key].is_u64(), "sessions.{key}");
+    }
+    for lat in ["connect", "admission_wait", "message", "object_queue"] {
+        for stat in ["count", "mean", "p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                r["latency_ms"][lat][stat].is_number(),
+                "latency_ms.{lat}.{stat}"
+            );
+        }
+    }
+    for block in ["usage", "monthly_usage"] {
+        for key in [
+            "worker_requests",
+            "worker_cpu_ms",
+            "do_requests",
+            "do_websocket_connects",
+            "do_websocket_messages_in",
+            "do_websocket_messages_out",
+            "do_active_seconds",
+            "sqlite_rows_read",
+            "sqlite_rows_written",
+            "sqlite_stored_gb_months",
+            "objects_created",
+            "peak_connections",
+            "peak_active_objects",
+            "peak_queue_length",
+            "overload_errors",
+        ] {
+            assert!(r[block][key].is_number(), "{block}.{key}");
+        }
+    }
+    assert!(r["monthly_usage"]["method"].is_string());
+    assert!(r["bill"]["line_items"].as_array().unwrap().len() >= 5);
+    assert!(!r["bill"]["total_usd"].is_null());
+    assert!(r["thresholds"].as_array().unwrap().len() >= 3);
+    assert_eq!(
+        r["timeseries"]["connections"].as_array().unwrap().len(),
+        30 * 24,
+        "hourly series over 30 days"
+    );
+    // Per-room with global limits runs a lobby: its RPCs are DO requests.
+    assert!(r["usage"]["do_requests"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn cost_prices_a_usage_file_and_rejects_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let usage = dir.path().join("usage.toml");
+    std::fs::write(
+        &usage,
+        "worker_requests = 1_500_000\ndo_websocket_connects = 1_500_000\n",
+    )
+    .unwrap();
+    let json = dir.path().join("bill.json");
+    let out = dosim(&[
+        "cost",
+        usage.to_str().unwrap(),
+        "--pricing",
+        "seed-2024-12",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bill: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(bill["pricing"], "seed-2024-12");
+    // 1.5M requests at $0.50/M plus 1.5M DO requests at $0.50/M.
+    let total: f64 = bill["total_usd"].as_str().map_or_else(
+        || bill["total_usd"].as_f64().unwrap(),
+        |s| s.parse().unwrap(),
+    );
+    assert!((total - 1.50).abs() < 1e-9, "{total}");
+
+    std::fs::write(&usage, "worker_requests = 1\nwroker_cpu_ms = 2\n").unwrap();
+    let out = dosim(&["cost", usage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":2:1") && err.contains("wroker_cpu_ms"),
+        "{err}"
+    );
+
+    let out = dosim(&["cost", usage.to_str().unwrap(), "--pricing", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn pricing_lists_every_table_with_its_source() {
+    let out = dosim(&["pricing"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "cloudflare-2026-08",
+        "cloudflare-2024-04",
+        "cloudflare-2024-01",
+        "seed-2024-12",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(text.contains("source: https://"), "{text}");
+}
+
+#[test]
+fn sweep_writes_a_cost_curve_as_csv_svg_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, svg, json) = (
+        dir.path().join("c.csv"),
+        dir.path().join("c.svg"),
+        dir.path().join("c.json"),
+    );
+    let out = dosim(&[
+        "sweep",
+        "scenarios/seed-phase0.toml",
+        "--sessions-per-day",
+        "250,1000",
+        "--strategies",
+        "single,per-room",
+        "--hibernation",
+        "false",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("per-room"), "{svg}");
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let points = sweep["points"].as_array().unwrap();
+    let cost = |load: f64, strategy: &str| {
+        points
+            .iter()
+            .find(|p| p["sessions_per_day"] == load && p["strategy"] == strategy)
+            .unwrap()["monthly_total_usd"]
+            .as_f64()
+            .unwrap()
+    };
+    // With accept() sockets one object per room is billed while anyone is in it: four times
+    // the load (and rooms) cannot cost less.
+    assert!(cost(1000.0, "per-room") >= cost(250.0, "per-room"));
+    assert!(cost(1000.0, "per-room") > cost(1000.0, "single"));
+    assert!(sweep["method"].as_str().unwrap().contains("rooms scaled"));
+
+    let out = dosim(&[
+        "sweep",
+        "scenarios/seed-phase0.toml",
+        "--sessions-per-day",
+        "-5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

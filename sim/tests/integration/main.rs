@@ -1,0 +1,20 @@
+//! dosim's integration tests, one binary of commented modules (as ripgrep does).
+
+/// Randomized event sequences against the admission invariants.
+mod admission_invariants;
+/// The shared admission vectors, replayed against the Rust admission module.
+mod admission_vectors;
+/// The `dosim` binary: exit codes, files written, error messages.
+mod cli;
+/// Same scenario and seed, same bytes.
+mod determinism;
+/// `dosim drive` and its client against the real Worker on workerd (127.0.0.1 only).
+mod drive;
+/// Behaviour of the platform model: socket caps, billing states, the lobby, overload.
+mod model;
+/// The simulator against closed-form queueing theory.
+mod queueing;
+/// Broken scenario and usage files get clear errors.
+mod scenario_errors;
+/// Helpers shared by the modules.
+mod util;
