@@ -1,0 +1,349 @@
+//! The WebSocket driver's own cost: how many concurrent sockets one driver process holds,
+//! its memory per connection, and its CPU per message — measured with `dosim::drive::drive`
+//! itself (the library behind `dosim drive`), against
+//!
+//! - a minimal WebSocket room server written here (the "sink": joins everyone at once,
+//!   relays each chat message to the other members of its room, answers `leave` with a 1000
+//!   close), run as a **separate process** so that the driver's CPU, memory and file
+//!   descriptors are its own — workerd would not take 10,000 sockets quickly on 2 cores;
+//! - the real Worker on a local workerd, to compare the driver's CPU per message with
+//!   workerd's.
+//!
+//! Run: `cargo bench --bench drive` (about 3 minutes). It prints a Markdown report and writes
+//! it to `results/drive-benchmark.md`. Without `--bench` (as under `cargo test --benches`)
+//! it does nothing.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, Write as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dosim::drive::{self, DriveRun, Options};
+use dosim::model::strategy::Strategy;
+use dosim::pricing::PriceTable;
+use dosim::scenario::Scenario;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+const SINK_ENV: &str = "DOSIM_BENCH_SINK";
+const CASE_ENV: &str = "DOSIM_BENCH_CASE";
+
+/// (target, users in progress, mean message interval in s, window in s).
+const CASES: [(&str, u32, f64, u64); 3] = [
+    ("sink", 10_000, 20.0, 30),
+    ("sink", 2_000, 1.0, 30),
+    ("workerd", 1_000, 5.0, 30),
+];
+
+fn run_case(case: usize) {
+    dosim::drive::local::raise_nofile_limit();
+    let (name, users, interval, secs) = CASES[case];
+    let run = if name == "sink" {
+        let sink = Sink::start();
+        let target = format!("ws://127.0.0.1:{}", sink.port);
+        drive_once(users, interval, secs, Strategy::Sharded(16), Some(target))
+    } else {
+        drive_once(users, interval, secs, Strategy::PerRoom, None)
+    };
+    println!("ROW {}", row(name, users, interval, secs, &run).trim_end());
+}
+
+fn main() {
+    if std::env::var_os(SINK_ENV).is_some() {
+        sink();
+        return;
+    }
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    if let Ok(case) = std::env::var(CASE_ENV) {
+        run_case(case.parse().expect("a case number"));
+        return;
+    }
+    let nofile = dosim::drive::local::raise_nofile_limit();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut md = String::new();
+    md.push_str("# `dosim drive`: the driver's own cost\n\n");
+    md.push_str(&format!(
+        "Measured by `cargo bench --bench drive` (`benches/drive.rs`) on {cores} cores ({cpu}), open-file limit {}.\n\n",
+        nofile.map_or("?".into(), |n| n.to_string())
+    ));
+    md.push_str(
+        "How: each row is one run of `dosim::drive::drive` (the library behind `dosim drive`) on a \
+         scenario whose plan holds the given number of users in progress at `--from` (hour-long \
+         sessions, 8-seat rooms filled in order, exponential message intervals, 200-byte bodies): \
+         they connect during the ramp, then the measured window runs. \
+         *Sockets* is the peak the driver held open at once; *RSS/conn* is (driver RSS at the \
+         window's start − RSS before the ramp) ÷ sockets open then; *CPU/msg* and *CPU/frame* \
+         are the driver process's utime+stime (from `/proc/self/stat`, 10 ms resolution) over \
+         the window and grace, ÷ messages sent, and ÷ messages sent + deliveries received. \
+         Targets: **sink** is a minimal Rust WebSocket room server in a separate process (it \
+         relays each message to the other 7 members), **workerd** is the project's Worker on a \
+         local workerd (`--local`, hibernation off), whose own CPU per message is shown beside \
+         the driver's. Driver and target share the machine's cores.\n\n",
+    );
+    md.push_str("| target | users | msg/s planned | window | sockets held | RSS/conn | driver CPU/msg | driver CPU/frame | send lag p99 | delivery p99 (intended) | faults | target CPU/msg |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+
+    // Each case in a fresh process, so that memory figures are not blurred by a previous
+    // run's freed memory.
+    for case in 0..CASES.len() {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .arg("--bench")
+            .env(CASE_ENV, case.to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("the case runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let row = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ROW "))
+            .unwrap_or_else(|| panic!("case {case} failed: {text}"));
+        eprintln!("{row}");
+        md.push_str(row);
+        md.push('\n');
+    }
+    md.push_str(
+        "\nReading: the driver holds 10,000 concurrent WebSockets in one process within the \
+         default open-file limit; its CPU per message includes receiving and timing every \
+         per-recipient delivery. Against workerd, compare the driver's CPU per message with \
+         workerd's: the driver must stay well below it so that it is never the bottleneck.\n",
+    );
+    print!("{md}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/drive-benchmark.md");
+    if std::fs::write(&out, &md).is_ok() {
+        eprintln!("wrote {}", out.display());
+    }
+}
+
+fn scenario(users: u32, interval_s: f64) -> Scenario {
+    // `users` in progress at 2h: hour-long sessions at users/3600 arrivals per second.
+    let text = format!(
+        r#"name = "drive-bench-{users}"
+seed = 5
+[window]
+length = "1d"
+[arrivals]
+rate_per_second = {rate}
+[sessions]
+length = {{ dist = "constant", value = "1h" }}
+message_interval = {{ dist = "exponential", mean = "{ms}ms" }}
+message_bytes = 200
+[rooms]
+count = {rooms}
+choice = "fill"
+[limits]
+max_connections_per_room = 8
+[platform]
+hibernation = false
+"#,
+        rate = f64::from(users) / 3600.0,
+        ms = (interval_s * 1000.0) as u64,
+        rooms = users / 8 + users / 40 + 10,
+    );
+    Scenario::parse(&text, Path::new("bench.toml")).unwrap()
+}
+
+fn drive_once(
+    users: u32,
+    interval: f64,
+    secs: u64,
+    strategy: Strategy,
+    target: Option<String>,
+) -> DriveRun {
+    let s = scenario(users, interval);
+    let pricing = PriceTable::builtin(PriceTable::DEFAULT).unwrap();
+    let opts = Options {
+        local: target.is_none(),
+        target,
+        strategy,
+        from: Some(Duration::from_secs(2 * 3600)),
+        duration: Duration::from_secs(secs),
+        progress: false,
+        connect_timeout: Duration::from_secs(30),
+        ..Options::default()
+    };
+    drive::drive(&s, &pricing, &[], &opts).expect("the run starts")
+}
+
+fn row(name: &str, users: u32, interval: f64, secs: u64, run: &DriveRun) -> String {
+    let r = &run.report;
+    let d = r.drive.as_ref().unwrap();
+    let f = |v: Option<f64>, unit: &str| v.map_or("n/a".into(), |v| format!("{v:.1} {unit}"));
+    let faults: u64 = d.faults.values().sum();
+    format!(
+        "| {name} | {users} | {:.0} | {secs} s | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        f64::from(users) / interval,
+        d.driver.peak_open_sockets,
+        f(d.driver.rss_bytes_per_connection.map(|b| b / 1024.0), "KiB"),
+        f(d.driver.cpu_us_per_message, "µs"),
+        f(d.driver.cpu_us_per_frame, "µs"),
+        f(r.latency_ms.send_lag.as_ref().and_then(|l| l.p99), "ms"),
+        f(r.latency_ms.message.p99, "ms"),
+        faults,
+        f(
+            d.cpu
+                .as_ref()
+                .and_then(|c| c.cpu_ms_per_message)
+                .map(|ms| ms * 1000.0),
+            "µs"
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sink: a minimal room server in a child process.
+
+struct Sink {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(SINK_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sink starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().strip_prefix("port ").unwrap().parse().unwrap();
+        Sink { child, port }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Closing its stdin stops it; kill it if it lingers.
+        drop(self.child.stdin.take());
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Rooms = Arc<Mutex<HashMap<String, Vec<(u64, mpsc::UnboundedSender<Message>)>>>>;
+
+fn sink() {
+    dosim::drive::local::raise_nofile_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        println!("port {port}");
+        std::io::stdout().flush().unwrap();
+        // Stop when the parent closes our stdin.
+        std::thread::spawn(|| {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_line(&mut s);
+            std::process::exit(0);
+        });
+        let rooms: Rooms = Arc::default();
+        let mut next = 0u64;
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            next += 1;
+            tokio::spawn(serve(tcp, next, rooms.clone()));
+        }
+    });
+}
+
+async fn serve(tcp: tokio::net::TcpStream, id: u64, rooms: Rooms) {
+    let mut uri = String::new();
+    #[allow(clippy::result_large_err)] // the callback's type is tungstenite's
+    let cb = |req: &Request, resp: Response| {
+        uri = req.uri().to_string();
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(
+        tcp,
+        cb,
+        Some(dosim::drive::client::ws_config()),
+    )
+    .await
+    else {
+        return;
+    };
+    // /s/{strategy}/rooms/{room}?user={user}
+    let (path, query) = uri.split_once('?').unwrap_or((&uri, ""));
+    let room = path.rsplit('/').next().unwrap_or("").to_string();
+    let user = query.strip_prefix("user=").unwrap_or("").to_string();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let members = {
+        let mut r = rooms.lock().unwrap();
+        let list = r.entry(room.clone()).or_default();
+        list.push((id, tx.clone()));
+        list.len()
+    };
+    let _ = tx.send(Message::Text(format!(
+        r#"{{"type":"joined","room":"{room}","user":"{user}","members":{members}}}"#
+    )));
+    let (mut sink, mut stream) = ws.split();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let close = matches!(m, Message::Close(_));
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+    });
+    let prefix = r#"{"type":"message","#;
+    while let Some(Ok(m)) = stream.next().await {
+        let Message::Text(t) = m else {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+            continue;
+        };
+        if let Some(rest) = t.strip_prefix(prefix) {
+            let out = format!(r#"{prefix}"from":"{user}",{rest}"#);
+            let r = rooms.lock().unwrap();
+            for (other, otx) in r.get(&room).into_iter().flatten() {
+                if *other != id {
+                    let _ = otx.send(Message::Text(out.clone()));
+                }
+            }
+        } else if t.contains(r#""leave""#) {
+            leave(&rooms, &room, id);
+            let _ = tx.send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "left".into(),
+            })));
+            break;
+        }
+    }
+    leave(&rooms, &room, id);
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn leave(rooms: &Rooms, room: &str, id: u64) {
+    let mut r = rooms.lock().unwrap();
+    if let Some(list) = r.get_mut(room) {
+        list.retain(|(i, _)| *i != id);
+    }
+}

@@ -1,0 +1,324 @@
+//! Details: the `drive` block of a report (drive mode only). See the module documentation of
+//! [`crate::drive`] for every key.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::reconcile::Reconciliation;
+use crate::metrics::LatencySummary;
+
+/// Everything a measured run reports beyond the shared report shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriveDetails {
+    /// The WebSocket endpoint driven.
+    pub target: String,
+    /// `complete`, `target_down` or `interrupted`.
+    pub status: String,
+    /// Why the run stopped early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// The local workerd, with `--local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalDetails>,
+    /// How scenario time was mapped onto the run.
+    pub time: TimeDetails,
+    /// Sessions in progress at `from`, connected during the ramp.
+    pub carried: SessionDetails,
+    /// Sessions of the plan arriving in the window.
+    pub arrivals: SessionDetails,
+    /// Latencies not in the shared block.
+    pub latency_ms: DriveLatency,
+    /// Per-recipient delivery accounting of the window's messages.
+    pub deliveries: DeliveryDetails,
+    /// Faults by category (see the module documentation).
+    pub faults: BTreeMap<String, u64>,
+    /// For each usage line: measured, or modelled and how.
+    pub usage_sources: BTreeMap<String, String>,
+    /// The monthly projection's inputs.
+    pub projection: ProjectionDetails,
+    /// The target's CPU time (with `--local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuDetails>,
+    /// The driver's own cost.
+    pub driver: DriverDetails,
+    /// The driver's counts against the Worker's stats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<Reconciliation>,
+    /// Things the reader should know.
+    pub warnings: Vec<String>,
+}
+
+/// The local workerd.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocalDetails {
+    /// Its pid.
+    pub pid: u32,
+    /// The `DOSIM_*` settings it ran with (the token hidden).
+    pub settings: BTreeMap<String, String>,
+    /// What had to be done first (`npm ci`, `npm run build`), if anything.
+    pub built: Vec<String>,
+}
+
+/// The time mapping.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeDetails {
+    /// Scenario time at the start of the window, seconds from the start of the scenario.
+    pub from_seconds: f64,
+    /// The same as `day D HH:MM:SS`.
+    pub from: String,
+    /// How it was chosen.
+    pub from_reason: String,
+    /// Scenario seconds per real second.
+    pub speedup: f64,
+    /// Real length of the measured window.
+    pub duration_seconds: f64,
+    /// Scenario time the window covers (`duration × speedup`).
+    pub covered_scenario_seconds: f64,
+    /// Real length of the ramp (connecting the carried sessions).
+    pub ramp_seconds: f64,
+    /// Real length of the grace (deliveries in flight).
+    pub grace_seconds: f64,
+    /// Real length of the final departures.
+    pub cut_seconds: f64,
+    /// Wall clock at the start of the run (Unix ms).
+    pub started_at_unix_ms: f64,
+}
+
+/// Counts of one group of sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionDetails {
+    /// In the plan.
+    pub planned: u64,
+    /// Started connecting.
+    pub started: u64,
+    /// Never answered (a connection fault, or no first frame).
+    pub failed: u64,
+    /// Upgraded (101).
+    pub upgraded: u64,
+    /// Seated (first answer or promotion).
+    pub admitted: u64,
+    /// Queued first.
+    pub queued: u64,
+    /// Rejected.
+    pub rejected: u64,
+}
+
+/// Latencies only the driver has.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriveLatency {
+    /// How late a window session started connecting, against its planned arrival.
+    pub arrival_lag: LatencySummary,
+    /// TCP connect plus HTTP upgrade (start → 101).
+    pub upgrade: LatencySummary,
+    /// Connect latency of the carried sessions during the ramp.
+    pub carried_connect: LatencySummary,
+}
+
+/// Deliveries of the window's messages, per recipient.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryDetails {
+    /// Expected: for each message, the other seated members of its room as the driver knew
+    /// them when it was sent.
+    pub expected: u64,
+    /// Message frames received (all; equals the Worker's `messages_out`).
+    pub received: u64,
+    /// Received by an expected recipient.
+    pub received_expected: u64,
+    /// Expected, not received: `missed_connected + missed_departing`.
+    pub missed: u64,
+    /// ... by a recipient that stayed connected (a real loss).
+    pub missed_connected: u64,
+    /// ... by a recipient that started to leave after the message was sent (its leave and
+    /// the message raced at the server).
+    pub missed_departing: u64,
+    /// Received by a member the driver did not expect (seated by the server before its
+    /// `joined` reached the driver).
+    pub unexpected: u64,
+    /// Received twice by one recipient.
+    pub duplicated: u64,
+    /// Received for a message the driver has no record of.
+    pub unknown: u64,
+}
+
+/// The monthly projection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionDetails {
+    /// In words.
+    pub method: String,
+    /// Planned session-seconds in the covered scenario time.
+    pub window_session_seconds: f64,
+    /// Expected session-seconds in a 30-day month.
+    pub month_session_seconds: f64,
+    /// Planned arrivals in the covered scenario time.
+    pub window_arrivals: u64,
+    /// Expected arrivals in the covered scenario time.
+    pub expected_window_arrivals: f64,
+    /// Expected arrivals in a 30-day month.
+    pub month_arrivals: f64,
+    /// `month_session_seconds / window_session_seconds` (null when the window has none).
+    pub factor: Option<f64>,
+}
+
+/// CPU time of the target process (workerd: the Worker and every Durable Object of it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuDetails {
+    /// Where it comes from.
+    pub source: String,
+    /// CPU during the ramp (connects only).
+    pub ramp_cpu_ms: f64,
+    /// Upgrades during the ramp.
+    pub ramp_connects: u64,
+    /// CPU during the window and grace.
+    pub window_cpu_ms: f64,
+    /// Upgrades in the window.
+    pub window_connects: u64,
+    /// Inbound messages in the window.
+    pub window_messages_in: u64,
+    /// Deliveries in the window.
+    pub window_deliveries: u64,
+    /// CPU per connect (from the ramp when it had at least 20 connects).
+    pub cpu_ms_per_connect: Option<f64>,
+    /// CPU per inbound message including its fan-out:
+    /// `(window CPU − window connects × cpu_ms_per_connect) / messages`.
+    pub cpu_ms_per_message: Option<f64>,
+    /// How the two were derived.
+    pub method: String,
+}
+
+/// The driver's own cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriverDetails {
+    /// CPU time of the driver process over the window and grace.
+    pub cpu_ms: f64,
+    /// ... per message sent.
+    pub cpu_us_per_message: Option<f64>,
+    /// ... per message sent or received.
+    pub cpu_us_per_frame: Option<f64>,
+    /// Most sockets open at once.
+    pub peak_open_sockets: u64,
+    /// Sockets open at the start of the window.
+    pub sockets_at_window_start: u64,
+    /// Resident memory at the start of the window.
+    pub rss_bytes_at_window_start: Option<u64>,
+    /// (RSS at the window's start − RSS before the ramp) / sockets then open.
+    pub rss_bytes_per_connection: Option<f64>,
+    /// Peak resident memory.
+    pub peak_rss_bytes: Option<u64>,
+    /// The soft limit of open files (raised to the hard limit at start).
+    pub nofile_limit: Option<u64>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
+}
+
+impl DriveDetails {
+    /// The drive section of the text summary.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let t = &self.time;
+        let _ = writeln!(o, "\nDrive: {} · status {}", self.target, self.status);
+        if let Some(s) = &self.stopped {
+            let _ = writeln!(o, "  stopped early: {s}");
+        }
+        let _ = writeln!(
+            o,
+            "  scenario time {} + {:.0}s (×{} speed-up) in {:.1}s real; ramp {:.1}s, grace {:.1}s, departures {:.1}s",
+            t.from, t.covered_scenario_seconds, t.speedup, t.duration_seconds, t.ramp_seconds,
+            t.grace_seconds, t.cut_seconds
+        );
+        let _ = writeln!(o, "  from: {}", t.from_reason);
+        let c = &self.carried;
+        let _ = writeln!(
+            o,
+            "  carried sessions: {} planned, {} seated, {} queued, {} rejected, {} failed",
+            c.planned, c.admitted, c.queued, c.rejected, c.failed
+        );
+        let a = &self.arrivals;
+        let _ = writeln!(
+            o,
+            "  window arrivals: {} planned, {} started, {} failed",
+            a.planned, a.started, a.failed
+        );
+        let d = &self.deliveries;
+        let _ = writeln!(
+            o,
+            "  deliveries: {} expected, {} received ({} expected ones), {} missed ({} while connected, {} while leaving), {} unexpected, {} duplicated",
+            d.expected, d.received, d.received_expected, d.missed, d.missed_connected,
+            d.missed_departing, d.unexpected, d.duplicated
+        );
+        let l = &self.latency_ms;
+        let _ = writeln!(
+            o,
+            "  arrival lag p99 {} ms, upgrade p50/p99 {}/{} ms",
+            opt(l.arrival_lag.p99, 2),
+            opt(l.upgrade.p50, 2),
+            opt(l.upgrade.p99, 2)
+        );
+        if self.faults.is_empty() {
+            let _ = writeln!(o, "  faults: none");
+        } else {
+            let list: Vec<String> = self
+                .faults
+                .iter()
+                .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+                .collect();
+            let _ = writeln!(o, "  faults: {}", list.join(", "));
+        }
+        if let Some(cpu) = &self.cpu {
+            let _ = writeln!(
+                o,
+                "  target CPU: {} ms per connect, {} ms per message (incl. fan-out); ramp {:.0} ms / {} connects, window {:.0} ms",
+                opt(cpu.cpu_ms_per_connect, 3),
+                opt(cpu.cpu_ms_per_message, 4),
+                cpu.ramp_cpu_ms,
+                cpu.ramp_connects,
+                cpu.window_cpu_ms
+            );
+        }
+        let dr = &self.driver;
+        let _ = writeln!(
+            o,
+            "  driver: {:.0} ms CPU ({} µs per message), {} sockets at peak, {} KiB RSS per connection",
+            dr.cpu_ms,
+            opt(dr.cpu_us_per_message, 1),
+            dr.peak_open_sockets,
+            opt(dr.rss_bytes_per_connection.map(|b| b / 1024.0), 1)
+        );
+        match &self.reconciliation {
+            None => {
+                let _ = writeln!(o, "  reconciliation: not done (see the warnings)");
+            }
+            Some(r) if r.ok => {
+                let _ = writeln!(
+                    o,
+                    "  reconciliation: every counter matches the Worker's stats ({} checks, {} objects)",
+                    r.checks.len(),
+                    r.objects
+                );
+            }
+            Some(r) => {
+                let _ = writeln!(o, "  reconciliation: DIFFERENCES");
+                for d in &r.differences {
+                    let _ = writeln!(o, "    {d}");
+                }
+                for d in r.object_differences.iter().take(5) {
+                    let _ = writeln!(
+                        o,
+                        "    object {} {}: driver {}, worker {}",
+                        d.object, d.field, d.driver, d.worker
+                    );
+                }
+                for x in &r.restarts {
+                    let _ = writeln!(o, "    restart: {} ({})", x.object, x.how);
+                }
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "  warning: {w}");
+        }
+        o
+    }
+}

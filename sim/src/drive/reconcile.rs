@@ -1,0 +1,386 @@
+//! Reconcile: the driver's own counts against the Worker's stats.
+//!
+//! The Worker's counters live in each object's memory since that object started
+//! (`started_at`, `instance`). The driver reads the stats before the run and after it and
+//! compares the differences (per object, then summed) with what it counted itself. An object
+//! whose `instance` changed between the two reads, or that started after the driver's first
+//! request to it, restarted during the run (for example after being evicted when idle under
+//! hibernation): its counters only cover the time since, and it is reported as a restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::state::{ObjectTally, Totals};
+use super::stats::{ObjectStats, Stats};
+use crate::model::strategy::Strategy;
+
+/// Slack between the driver's clock and the Worker's `started_at` when deciding that an
+/// object started after the driver first asked for it.
+const CLOCK_SLACK_MS: f64 = 2_000.0;
+
+/// One compared counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// The Worker's counter (as in its stats: `connects`, `rejections.room_full`,
+    /// `lobby.rpc_join`, ...).
+    pub name: String,
+    /// What the driver counted (or expects).
+    pub driver: u64,
+    /// What the Worker counted during the run (difference of the two reads).
+    pub worker: u64,
+    /// Equal.
+    pub ok: bool,
+}
+
+/// An object that restarted during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    /// Object name.
+    pub object: String,
+    /// How it was detected.
+    pub how: String,
+    /// Its `started_at` (Unix ms, the Worker's clock).
+    pub started_at_unix_ms: f64,
+}
+
+/// A per-object counter that differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectDifference {
+    /// Object name.
+    pub object: String,
+    /// Counter.
+    pub field: String,
+    /// Driver's count.
+    pub driver: u64,
+    /// Worker's count.
+    pub worker: u64,
+}
+
+/// The result of the reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    /// Every check equal and no restart.
+    pub ok: bool,
+    /// How the Worker's numbers were obtained.
+    pub source: String,
+    /// Every compared counter.
+    pub checks: Vec<Check>,
+    /// The checks that differ, as `name: driver D, worker W (W − D)`.
+    pub differences: Vec<String>,
+    /// Per-object differences (at most 20).
+    pub object_differences: Vec<ObjectDifference>,
+    /// Objects that restarted during the run.
+    pub restarts: Vec<Restart>,
+    /// Room-hosting objects in the Worker's stats after the run.
+    pub objects: u64,
+    /// Sockets the Worker still held after the run (0 when everyone left).
+    pub connections_after: u64,
+}
+
+/// Counter differences of one object between two reads.
+fn delta(before: Option<&ObjectStats>, after: &ObjectStats) -> (ObjectStats, bool) {
+    match before {
+        Some(b) if b.instance == after.instance => {
+            let d = |a: u64, b: u64| a.saturating_sub(b);
+            let mut rej = BTreeMap::new();
+            for (k, v) in &after.rejections {
+                rej.insert(k.clone(), d(*v, b.rejections.get(k).copied().unwrap_or(0)));
+            }
+            (
+                ObjectStats {
+                    connects: d(after.connects, b.connects),
+                    admitted: d(after.admitted, b.admitted),
+                    queued_joins: d(after.queued_joins, b.queued_joins),
+                    promoted: d(after.promoted, b.promoted),
+                    left: d(after.left, b.left),
+                    abandoned: d(after.abandoned, b.abandoned),
+                    rejections: rej,
+                    messages_in: d(after.messages_in, b.messages_in),
+                    messages_out: d(after.messages_out, b.messages_out),
+                    not_admitted: d(after.not_admitted, b.not_admitted),
+                    malformed: d(after.malformed, b.malformed),
+                    oversized: d(after.oversized, b.oversized),
+                    unknown: d(after.unknown, b.unknown),
+                    lobby_rpcs: d(after.lobby_rpcs, b.lobby_rpcs),
+                    lobby_errors: d(after.lobby_errors, b.lobby_errors),
+                    ..after.clone()
+                },
+                false,
+            )
+        }
+        Some(_) => (after.clone(), true),
+        None => (after.clone(), false),
+    }
+}
+
+/// The name the Worker gives the object with index `object` of `strategy` (see
+/// `workers/src/strategy.ts`).
+pub fn object_name(strategy: Strategy, object: u32) -> String {
+    match strategy {
+        Strategy::Single => "single".into(),
+        Strategy::PerRoom => format!("room:{}", crate::workload::room_name(object)),
+        Strategy::Sharded(n) => format!("shard:{n}:{object}"),
+    }
+}
+
+/// Compare. `per_object` is indexed by the strategy's object index.
+pub(crate) fn reconcile(
+    strategy: Strategy,
+    before: Option<&Stats>,
+    after: &Stats,
+    driver: &Totals,
+    per_object: &[ObjectTally],
+) -> Reconciliation {
+    let mut r = Reconciliation {
+        source: format!(
+            "GET /s/{}/stats {} and after the run: per-object counter differences, summed",
+            strategy.url_segment(),
+            if before.is_some() {
+                "before"
+            } else {
+                "(not read before the run: counters since each object started)"
+            }
+        ),
+        objects: after.objects.len() as u64,
+        ..Reconciliation::default()
+    };
+    let before_by_name: BTreeMap<&str, &ObjectStats> = before
+        .map(|b| b.objects.iter().map(|o| (o.name.as_str(), o)).collect())
+        .unwrap_or_default();
+    let names: BTreeMap<String, usize> = (0..per_object.len())
+        .map(|i| (object_name(strategy, i as u32), i))
+        .collect();
+    let mut sum = ObjectStats::default();
+    for o in &after.objects {
+        let (d, restarted) = delta(before_by_name.get(o.name.as_str()).copied(), o);
+        if restarted {
+            r.restarts.push(Restart {
+                object: o.name.clone(),
+                how: "its instance changed between the reads before and after the run".into(),
+                started_at_unix_ms: o.started_at,
+            });
+        } else if !before_by_name.contains_key(o.name.as_str()) {
+            let first = names
+                .get(&o.name)
+                .and_then(|&i| per_object[i].first_request_unix_ms);
+            if let Some(first) = first {
+                if o.started_at > first + CLOCK_SLACK_MS {
+                    r.restarts.push(Restart {
+                        object: o.name.clone(),
+                        how: format!(
+                            "it started {:.1} s after the driver's first request to it",
+                            (o.started_at - first) / 1000.0
+                        ),
+                        started_at_unix_ms: o.started_at,
+                    });
+                }
+            }
+        }
+        r.connections_after += o.connections;
+        if let Some(&i) = names.get(&o.name) {
+            let t = &per_object[i];
+            for (field, drv, wrk) in [
+                ("connects", t.upgrades, d.connects),
+                ("messages_in", t.messages_sent, d.messages_in),
+                ("messages_out", t.deliveries, d.messages_out),
+            ] {
+                // messages_in per object excludes not_admitted; those are rare and global.
+                if drv != wrk && r.object_differences.len() < 20 {
+                    r.object_differences.push(ObjectDifference {
+                        object: o.name.clone(),
+                        field: field.into(),
+                        driver: drv,
+                        worker: wrk,
+                    });
+                }
+            }
+        }
+        sum.connects += d.connects;
+        sum.admitted += d.admitted;
+        sum.queued_joins += d.queued_joins;
+        sum.promoted += d.promoted;
+        sum.left += d.left;
+        sum.abandoned += d.abandoned;
+        for (k, v) in &d.rejections {
+            *sum.rejections.entry(k.clone()).or_default() += v;
+        }
+        sum.messages_in += d.messages_in;
+        sum.messages_out += d.messages_out;
+        sum.not_admitted += d.not_admitted;
+        sum.malformed += d.malformed;
+        sum.oversized += d.oversized;
+        sum.unknown += d.unknown;
+        sum.lobby_rpcs += d.lobby_rpcs;
+        sum.lobby_errors += d.lobby_errors;
+    }
+    // Objects the driver used that the Worker does not list.
+    for (name, &i) in &names {
+        let t = &per_object[i];
+        if t.upgrades > 0 && !after.objects.iter().any(|o| &o.name == name) {
+            r.object_differences.push(ObjectDifference {
+                object: name.clone(),
+                field: "listed".into(),
+                driver: 1,
+                worker: 0,
+            });
+        }
+    }
+    let mut check = |name: &str, driver: u64, worker: u64| {
+        r.checks.push(Check {
+            name: name.to_string(),
+            driver,
+            worker,
+            ok: driver == worker,
+        });
+    };
+    check("connects", driver.upgrades, sum.connects);
+    check("admitted", driver.admitted, sum.admitted);
+    check("queued_joins", driver.queued_joins, sum.queued_joins);
+    check("promoted", driver.promoted, sum.promoted);
+    check("left", driver.left, sum.left);
+    check("abandoned", driver.abandoned, sum.abandoned);
+    let reasons: BTreeSet<&String> = driver
+        .rejections
+        .keys()
+        .chain(sum.rejections.keys())
+        .collect();
+    for reason in reasons {
+        let a = driver.rejections.get(reason).copied().unwrap_or(0);
+        let b = sum.rejections.get(reason).copied().unwrap_or(0);
+        if a != 0 || b != 0 {
+            check(&format!("rejections.{reason}"), a, b);
+        }
+    }
+    check(
+        "messages_in",
+        driver.messages_sent.saturating_sub(driver.not_admitted),
+        sum.messages_in,
+    );
+    check("messages_out", driver.deliveries, sum.messages_out);
+    check("not_admitted", driver.not_admitted, sum.not_admitted);
+    check("malformed", 0, sum.malformed);
+    check("oversized", 0, sum.oversized);
+    check("unknown", 0, sum.unknown);
+    check("lobby_errors", 0, sum.lobby_errors);
+    if after.lobby_mode {
+        let departures = driver.left + driver.abandoned;
+        check("lobby_rpcs", driver.upgrades + departures, sum.lobby_rpcs);
+        if let Some(l) = &after.lobby {
+            let lb = before.and_then(|b| b.lobby.as_ref());
+            let same = lb.is_some_and(|b| b.instance == l.instance);
+            if lb.is_some() && !same {
+                r.restarts.push(Restart {
+                    object: l.name.clone(),
+                    how: "its instance changed between the reads before and after the run".into(),
+                    started_at_unix_ms: l.started_at,
+                });
+            }
+            let d = |f: fn(&super::stats::LobbyStats) -> u64| {
+                f(l).saturating_sub(lb.filter(|_| same).map_or(0, f))
+            };
+            check("lobby.rpc_join", driver.upgrades, d(|x| x.rpc_join));
+            check("lobby.rpc_leave", departures, d(|x| x.rpc_leave));
+            check(
+                "lobby.rpc_promote",
+                driver.promoted,
+                d(|x| x.rpc_promote) - d(|x| x.promote_failed).min(d(|x| x.rpc_promote)),
+            );
+        }
+    }
+    r.differences = r
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            format!(
+                "{}: driver {}, worker {} ({:+})",
+                c.name,
+                c.driver,
+                c.worker,
+                c.worker as i64 - c.driver as i64
+            )
+        })
+        .collect();
+    r.ok = r.differences.is_empty() && r.restarts.is_empty() && r.object_differences.is_empty();
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(name: &str, instance: &str, connects: u64, msgs: u64) -> ObjectStats {
+        ObjectStats {
+            name: name.into(),
+            instance: instance.into(),
+            connects,
+            admitted: connects,
+            messages_in: msgs,
+            messages_out: msgs * 2,
+            ..ObjectStats::default()
+        }
+    }
+
+    #[test]
+    fn differences_of_two_reads_match_the_driver() {
+        let before = Stats {
+            objects: vec![obj("room:r0", "a", 5, 10)],
+            ..Stats::default()
+        };
+        let after = Stats {
+            objects: vec![obj("room:r0", "a", 8, 30), obj("room:r1", "b", 2, 4)],
+            ..Stats::default()
+        };
+        let driver = Totals {
+            upgrades: 5,
+            admitted: 5,
+            messages_sent: 24,
+            deliveries: 48,
+            ..Totals::default()
+        };
+        let per_object = vec![
+            ObjectTally {
+                upgrades: 3,
+                messages_sent: 20,
+                deliveries: 40,
+                first_request_unix_ms: None,
+            },
+            ObjectTally {
+                upgrades: 2,
+                messages_sent: 4,
+                deliveries: 8,
+                first_request_unix_ms: None,
+            },
+        ];
+        let r = reconcile(
+            Strategy::PerRoom,
+            Some(&before),
+            &after,
+            &driver,
+            &per_object,
+        );
+        assert!(r.ok, "{:?}", r.differences);
+        // A restart is reported.
+        let after2 = Stats {
+            objects: vec![obj("room:r0", "z", 3, 20), obj("room:r1", "b", 2, 4)],
+            ..Stats::default()
+        };
+        let r = reconcile(
+            Strategy::PerRoom,
+            Some(&before),
+            &after2,
+            &driver,
+            &per_object,
+        );
+        assert!(!r.ok);
+        assert_eq!(r.restarts.len(), 1);
+    }
+
+    #[test]
+    fn object_names_follow_the_worker() {
+        assert_eq!(object_name(Strategy::Single, 0), "single");
+        assert_eq!(object_name(Strategy::PerRoom, 3), "room:r3");
+        assert_eq!(object_name(Strategy::Sharded(4), 1), "shard:4:1");
+    }
+}

@@ -1,0 +1,746 @@
+//! The WebSocket driver against the real Worker on a real workerd on 127.0.0.1, started by
+//! the same launcher as `dosim drive --local` (these tests fail, never skip, when it cannot
+//! start). All traffic stays on the loopback, bounded in count and time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dosim::drive::client::{self, ServerFrame, StreamEnd, Target, Ws};
+use dosim::drive::local::{find_workers_dir, LocalSettings, LocalWorkerd};
+use dosim::drive::stats::{self, StatsError};
+use dosim::model::strategy::Strategy;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::util::repo;
+
+const STEP: Duration = Duration::from_secs(5);
+
+fn workers() -> PathBuf {
+    find_workers_dir(Some(&repo().join("workers"))).expect("the workers/ folder")
+}
+
+fn settings(limits: &Value, hibernation: bool, lobby: Option<&str>) -> LocalSettings {
+    let opt = |k: &str| limits[k].as_u64().map(|v| v as u32);
+    LocalSettings {
+        max_connections_per_room: opt("max_connections_per_room").unwrap_or(8),
+        max_active_rooms: opt("max_active_rooms"),
+        max_total_connections: opt("max_total_connections"),
+        queue_limit: opt("queue_limit").unwrap_or(0),
+        hibernation,
+        max_message_bytes: None,
+        lobby_mode: lobby.map(str::to_string),
+        stats_token: dosim::drive::local::random_token(),
+    }
+}
+
+/// Start a workerd (building the Worker first if needed); panics if it cannot.
+fn start(s: &LocalSettings) -> LocalWorkerd {
+    LocalWorkerd::start(&workers(), s).unwrap_or_else(|e| panic!("workerd must start: {e}"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A socket with the frames it received but nobody took yet.
+struct Client {
+    ws: Ws,
+    inbox: VecDeque<String>,
+    ended: Option<StreamEnd>,
+}
+
+impl Client {
+    async fn open(target: &Target, strategy: Strategy, room: &str, user: &str) -> Client {
+        let path = target.join_path(&strategy.url_segment(), room, user);
+        let (ws, _) = client::connect(target, &path, STEP)
+            .await
+            .unwrap_or_else(|e| panic!("connect {path}: {e}"));
+        Client {
+            ws,
+            inbox: VecDeque::new(),
+            ended: None,
+        }
+    }
+
+    /// Read one more frame within `wait`; false on timeout or end.
+    async fn pull(&mut self, wait: Duration) -> bool {
+        if self.ended.is_some() {
+            return false;
+        }
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Err(_) => false,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                self.inbox.push_back(t);
+                true
+            }
+            Ok(Some(Ok(Message::Close(f)))) => {
+                self.ended = Some(StreamEnd::from_close(f));
+                false
+            }
+            Ok(Some(Ok(_))) => true,
+            Ok(Some(Err(e))) => {
+                self.ended = Some(StreamEnd::from_error(e));
+                false
+            }
+            Ok(None) => {
+                self.ended = Some(StreamEnd::Dropped("end".into()));
+                false
+            }
+        }
+    }
+
+    /// The first frame matching `pred`, taken from the inbox.
+    async fn take(&mut self, what: &str, pred: impl Fn(&ServerFrame<'_>) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(i) = self
+                .inbox
+                .iter()
+                .position(|t| ServerFrame::parse(t).is_some_and(|f| pred(&f)))
+            {
+                return self.inbox.remove(i).unwrap();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero() && self.ended.is_none(),
+                "no {what} frame; inbox {:?}, ended {:?}",
+                self.inbox,
+                self.ended
+            );
+            self.pull(left).await;
+        }
+    }
+
+    async fn first(&mut self) -> String {
+        self.take("first", |_| true).await
+    }
+
+    /// The close code and reason, waiting up to `STEP`.
+    async fn closed(&mut self) -> (u16, String) {
+        let deadline = Instant::now() + STEP;
+        while self.ended.is_none() && Instant::now() < deadline {
+            self.pull(deadline - Instant::now()).await;
+        }
+        match self.ended.clone() {
+            Some(StreamEnd::Closed(code, reason)) => (code, reason),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    async fn drain(&mut self) {
+        while self.pull(Duration::from_millis(5)).await {}
+    }
+
+    async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+    }
+}
+
+fn frame(t: &str) -> Value {
+    serde_json::from_str(t).unwrap()
+}
+
+fn present(rooms: &Value, user: &str) -> bool {
+    rooms.as_object().is_some_and(|m| {
+        m.values().any(|d| {
+            ["seated", "queued"].iter().any(|k| {
+                d[*k]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|u| u == user))
+            })
+        })
+    })
+}
+
+/// Seated and queued users of this run's rooms (the tag stripped).
+type RoomView = BTreeMap<String, Vec<String>>;
+
+fn ours(rooms: &Value, tag: &str) -> (RoomView, RoomView) {
+    let (mut seated, mut queued) = (BTreeMap::new(), BTreeMap::new());
+    let strip = |s: &str| s.strip_prefix(&format!("{tag}-")).map(str::to_string);
+    for (room, d) in rooms.as_object().into_iter().flatten() {
+        let Some(r) = strip(room) else { continue };
+        for (key, out) in [("seated", &mut seated), ("queued", &mut queued)] {
+            let users: Vec<String> = d[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|u| strip(u.as_str().unwrap()))
+                .collect();
+            if !users.is_empty() {
+                out.insert(r.clone(), users);
+            }
+        }
+    }
+    (seated, queued)
+}
+
+fn view(v: &Value) -> RoomView {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, a)| {
+            (
+                k.clone(),
+                a.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| u.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// One vector over sockets, on one strategy of one workerd (PROTOCOL.md's mapping: join =
+/// open and read the first frame; leave = `leave` and the 1000 close; timeout = the queued
+/// client closes, then the stats are polled until the user is gone).
+async fn replay(w: &Target, token: &str, strategy: Strategy, v: &Value, expect_lobby: bool) {
+    let tag = format!("t{}", &dosim::drive::local::random_token()[..6]);
+    let n = |x: &str| format!("{tag}-{x}");
+    let name = v["name"].as_str().unwrap();
+    let mut clients: BTreeMap<String, Client> = BTreeMap::new();
+    for (i, s) in v["steps"].as_array().unwrap().iter().enumerate() {
+        let ctx = format!("{name} on {strategy}, step {i}: {s}");
+        let e = &s["expect"];
+        let user = s["user"].as_str().unwrap();
+        let outcome = e["outcome"].as_str().unwrap();
+        if s["op"] == "join" {
+            let room = s["room"].as_str().unwrap();
+            let mut c = Client::open(w, strategy, &n(room), &n(user)).await;
+            let f = frame(&c.first().await);
+            match outcome {
+                "admitted" => {
+                    assert_eq!(f["type"], "joined", "{ctx}: {f}");
+                    assert_eq!(f["room"], n(room), "{ctx}");
+                    assert_eq!(f["user"], n(user), "{ctx}");
+                    clients.insert(user.to_string(), c);
+                }
+                "queued" => {
+                    assert_eq!(f["type"], "queued", "{ctx}: {f}");
+                    assert_eq!(f["position"], e["position"], "{ctx}");
+                    clients.insert(user.to_string(), c);
+                }
+                _ => {
+                    assert_eq!(f["type"], "rejected", "{ctx}: {f}");
+                    assert_eq!(f["reason"], e["reason"], "{ctx}");
+                    let (code, reason) = c.closed().await;
+                    assert_eq!(code, 4001, "{ctx}");
+                    assert_eq!(reason, e["reason"].as_str().unwrap(), "{ctx}");
+                }
+            }
+            continue;
+        }
+        if outcome == "unknown" {
+            if s["op"] == "leave" {
+                assert!(!clients.contains_key(user), "{ctx}: expected no socket");
+            }
+            continue;
+        }
+        let mut c = clients
+            .remove(user)
+            .unwrap_or_else(|| panic!("{ctx}: no socket"));
+        if s["op"] == "leave" {
+            c.send(r#"{"type":"leave"}"#).await;
+            assert_eq!(c.closed().await.0, 1000, "{ctx}");
+        } else {
+            c.close().await;
+            let deadline = Instant::now() + Duration::from_secs(3);
+            loop {
+                let st = stats::fetch_json(w, strategy, token, STEP).await.unwrap();
+                let gone =
+                    !present(&st["rooms"], &n(user)) && !present(&st["lobby"]["rooms"], &n(user));
+                if gone {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{ctx}: user still present");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        let mut members: BTreeMap<String, u64> = BTreeMap::new();
+        for p in e["promoted"].as_array().into_iter().flatten() {
+            let pu = p["user"].as_str().unwrap();
+            let pr = p["room"].as_str().unwrap();
+            let pc = clients
+                .get_mut(pu)
+                .unwrap_or_else(|| panic!("{ctx}: promoted {pu} has no socket"));
+            let j = frame(
+                &pc.take("joined", |f| matches!(f, ServerFrame::Joined { .. }))
+                    .await,
+            );
+            assert_eq!(j["room"], n(pr), "{ctx}");
+            assert_eq!(j["user"], n(pu), "{ctx}");
+            let m = j["members"].as_u64().unwrap();
+            if let Some(prev) = members.insert(pr.to_string(), m) {
+                assert!(m > prev, "{ctx}: promotion order in {pr}");
+            }
+        }
+    }
+    // Nobody got a seat the vector did not give.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for (user, c) in clients.iter_mut() {
+        c.drain().await;
+        assert!(
+            !c.inbox
+                .iter()
+                .any(|t| matches!(ServerFrame::parse(t), Some(ServerFrame::Joined { .. }))),
+            "{name} on {strategy}: unexpected promotion of {user}"
+        );
+    }
+    if let Some(f) = v.get("final") {
+        let st = stats::fetch_json(w, strategy, token, STEP).await.unwrap();
+        let mut views = vec![("objects", st["rooms"].clone())];
+        if !st["lobby"].is_null() {
+            views.push(("lobby", st["lobby"]["rooms"].clone()));
+        }
+        for (which, rooms) in views {
+            let (seated, queued) = ours(&rooms, &tag);
+            assert_eq!(
+                seated,
+                view(&f["seated"]),
+                "{name} on {strategy}: seated ({which})"
+            );
+            assert_eq!(
+                queued,
+                view(&f["queued"]),
+                "{name} on {strategy}: queued ({which})"
+            );
+        }
+        assert_eq!(st["total"]["active_rooms"], f["active_rooms"], "{name}");
+        assert_eq!(st["total"]["seated"], f["total_connections"], "{name}");
+        assert_eq!(st["lobby_mode"], expect_lobby, "{name} on {strategy}");
+    }
+    for (_, c) in clients {
+        c.close().await;
+    }
+}
+
+#[test]
+fn the_shared_admission_vectors_hold_over_real_sockets_for_every_strategy() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("scenarios/vectors/admission.json")).unwrap(),
+    )
+    .unwrap();
+    let vectors = doc["vectors"].as_array().unwrap().clone();
+    assert!(vectors.len() >= 10);
+    // Vectors needing one view of every user even without a global limit run on per-room
+    // and sharded only with LOBBY_MODE=always (local admission sees one object's users).
+    let needs_global_view = ["duplicate-user"];
+    let strategies = [Strategy::Single, Strategy::PerRoom, Strategy::Sharded(2)];
+    let rt = runtime();
+    // Four vectors at a time, each with its own workerd(s).
+    for group in vectors.chunks(4) {
+        std::thread::scope(|scope| {
+            for (i, v) in group.iter().enumerate() {
+                let rt = &rt;
+                scope.spawn(move || {
+                    let name = v["name"].as_str().unwrap();
+                    let global = !v["limits"]["max_active_rooms"].is_null()
+                        || !v["limits"]["max_total_connections"].is_null();
+                    let hibernation = i % 2 == 0;
+                    let auto = start(&settings(&v["limits"], hibernation, Some("auto")));
+                    for s in strategies {
+                        if s != Strategy::Single && needs_global_view.contains(&name) {
+                            continue;
+                        }
+                        rt.block_on(replay(
+                            &auto.target(),
+                            auto.token(),
+                            s,
+                            v,
+                            s != Strategy::Single && global,
+                        ));
+                    }
+                    if !global {
+                        let always = start(&settings(&v["limits"], hibernation, Some("always")));
+                        for s in [Strategy::PerRoom, Strategy::Sharded(2)] {
+                            rt.block_on(replay(&always.target(), always.token(), s, v, true));
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[test]
+fn the_stats_endpoint_rejects_a_missing_or_wrong_token() {
+    let w = start(&settings(&Value::Null, false, None));
+    let rt = runtime();
+    rt.block_on(async {
+        let t = w.target();
+        for token in [None, Some("wrong-token"), Some("")] {
+            let r = stats::fetch_with(&t, Strategy::PerRoom, token, false, STEP).await;
+            assert_eq!(r.unwrap_err(), StatsError::Unauthorized, "{token:?}");
+        }
+        // The 401 reveals nothing.
+        let resp = stats::http_get(&t, "/s/single/stats", None, STEP)
+            .await
+            .unwrap();
+        assert_eq!((resp.status, resp.body.len()), (401, 0));
+        let ok = stats::fetch(&t, Strategy::Single, w.token(), STEP)
+            .await
+            .unwrap();
+        assert_eq!(ok.strategy, "single");
+    });
+}
+
+#[test]
+fn a_ninth_user_is_rejected_room_full_and_the_room_keeps_serving() {
+    let w = start(&settings(&Value::Null, true, None));
+    let rt = runtime();
+    rt.block_on(async {
+        let t = w.target();
+        let mut seated = Vec::new();
+        for i in 1..=8 {
+            let mut c = Client::open(&t, Strategy::PerRoom, "nine", &format!("u{i}")).await;
+            assert_eq!(frame(&c.first().await)["members"], i);
+            seated.push(c);
+        }
+        let mut ninth = Client::open(&t, Strategy::PerRoom, "nine", "u9").await;
+        assert_eq!(
+            frame(&ninth.first().await),
+            serde_json::json!({"type": "rejected", "reason": "room_full"})
+        );
+        assert_eq!(ninth.closed().await, (4001, "room_full".to_string()));
+        // The others still talk.
+        let Message::Text(m) = client::message_frame(1, 42, "hi") else {
+            unreachable!()
+        };
+        seated[0].send(&m).await;
+        for c in &mut seated[1..] {
+            let f = frame(
+                &c.take("message", |f| matches!(f, ServerFrame::Message { .. }))
+                    .await,
+            );
+            assert_eq!(
+                (f["from"].as_str(), f["seq"].as_u64()),
+                (Some("u1"), Some(1))
+            );
+        }
+        for c in seated {
+            c.close().await;
+        }
+    });
+}
+
+// -------------------------------------------------------------------------------------------
+// `dosim drive` end to end
+
+/// Every room full for the whole window (fill, 3 rooms of 8, hour-long sessions, no queue;
+/// the carried users beyond 24 are rejected), so every message has exactly 7 recipients.
+const FIXED_ROOMS: &str = r#"
+name = "drive-fixed-rooms"
+seed = 11
+[window]
+length = "1d"
+[arrivals]
+rate_per_second = 0.00833
+[sessions]
+length = { dist = "constant", value = "1h" }
+message_interval = { dist = "exponential", mean = "250ms" }
+message_bytes = 100
+[rooms]
+count = 3
+choice = "fill"
+[limits]
+max_connections_per_room = 8
+[platform]
+hibernation = false
+"#;
+
+/// Churn: arrivals, departures, queues, promotions, abandons, the lobby (a global limit).
+const CHURN: &str = r#"
+name = "drive-churn"
+seed = 7
+[window]
+length = "1d"
+[arrivals]
+rate_per_second = 3.0
+[sessions]
+length = { dist = "exponential", mean = "8s" }
+patience = { dist = "constant", value = "2s" }
+message_interval = { dist = "exponential", mean = "500ms" }
+message_bytes = 64
+[rooms]
+count = 4
+choice = "uniform"
+[limits]
+max_connections_per_room = 8
+max_total_connections = 1000
+queue_limit = 2
+[platform]
+hibernation = true
+"#;
+
+fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+struct Finished {
+    code: Option<i32>,
+    stderr: String,
+    report: Option<Value>,
+    elapsed: Duration,
+}
+
+fn dosim_drive(args: &[&str], json: &Path, limit: Duration) -> Finished {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dosim"))
+        .current_dir(repo())
+        .arg("drive")
+        .args(args)
+        .args(["--quiet", "--json", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("dosim drive did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    Finished {
+        code: status.code(),
+        stderr: reader.join().unwrap(),
+        report: std::fs::read_to_string(json)
+            .ok()
+            .map(|t| serde_json::from_str(&t).unwrap()),
+        elapsed,
+    }
+}
+
+fn assert_reconciled(r: &Value, what: &str) {
+    let rec = &r["drive"]["reconciliation"];
+    assert_eq!(
+        rec["ok"],
+        true,
+        "{what}: {}",
+        serde_json::to_string_pretty(rec).unwrap()
+    );
+    let check = |name: &str| {
+        rec["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{what}: no check {name}"))
+            .clone()
+    };
+    // Messages the driver sent = messages the objects received; frames the driver's sockets
+    // received = deliveries the objects made.
+    let m = check("messages_in");
+    assert_eq!(m["driver"], m["worker"], "{what}");
+    assert!(m["worker"].as_u64().unwrap() > 0, "{what}: no messages");
+    let d = check("messages_out");
+    assert_eq!(d["driver"], d["worker"], "{what}");
+    let dd = &r["drive"]["deliveries"];
+    let n = |v: &Value| v.as_u64().unwrap();
+    assert_eq!(
+        n(&dd["received"]),
+        n(&dd["expected"]) - n(&dd["missed"])
+            + n(&dd["unexpected"])
+            + n(&dd["duplicated"])
+            + n(&dd["unknown"]),
+        "{what}: {dd}"
+    );
+    assert_eq!(r["drive"]["status"], "complete", "{what}");
+    assert_eq!(r["drive"]["faults"], serde_json::json!({}), "{what}");
+}
+
+#[test]
+fn dosim_drive_local_reconciles_exactly_with_the_worker_for_every_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = write_scenario(dir.path(), "fixed.toml", FIXED_ROOMS);
+    let churn = write_scenario(dir.path(), "churn.toml", CHURN);
+    let strategies = ["single", "per-room", "sharded:2"];
+    let runs: Vec<(String, Finished)> = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for s in strategies {
+            for (kind, path, extra) in [
+                ("fixed", &fixed, vec!["--duration", "3s", "--from", "2h"]),
+                (
+                    "churn",
+                    &churn,
+                    vec!["--duration", "3s", "--from", "1h", "--speedup", "2"],
+                ),
+            ] {
+                let json = dir.path().join(format!("{kind}-{s}.json"));
+                let mut args = vec![path.to_str().unwrap(), "--local", "--strategy", s];
+                args.extend(extra);
+                handles.push(scope.spawn(move || {
+                    (
+                        format!("{kind} {s}"),
+                        dosim_drive(&args, &json, Duration::from_secs(60)),
+                    )
+                }));
+            }
+        }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (what, f) in runs {
+        assert_eq!(f.code, Some(0), "{what}: {}", f.stderr);
+        let r = f.report.unwrap_or_else(|| panic!("{what}: no report"));
+        assert_eq!(r["mode"], "drive");
+        assert_reconciled(&r, &what);
+        if what.starts_with("fixed") {
+            // Every message reached the 7 other members of its full room.
+            let sent = r["messages"]["sent"].as_u64().unwrap();
+            let missed = r["messages"]["missed"].as_u64().unwrap();
+            assert_eq!(missed, 0, "{what}");
+            assert_eq!(
+                r["messages"]["delivered"].as_u64().unwrap(),
+                sent * 7 - missed,
+                "{what}"
+            );
+            assert_eq!(r["drive"]["deliveries"]["unexpected"], 0, "{what}");
+            assert_eq!(r["usage"]["peak_connections"], 24, "{what}");
+            assert!(
+                r["drive"]["carried"]["rejected"].as_u64().unwrap() > 0,
+                "{what}"
+            );
+        } else {
+            // The churn really churned.
+            let s = &r["sessions"];
+            assert!(s["arrived"].as_u64().unwrap() >= 10, "{what}: {s}");
+            assert!(s["queued"].as_u64().unwrap() > 0, "{what}: {s}");
+        }
+        // The same shape as `dosim simulate`.
+        for key in [
+            "sessions",
+            "latency_ms",
+            "messages",
+            "usage",
+            "monthly_usage",
+            "bill",
+            "thresholds",
+            "timeseries",
+            "provenance",
+        ] {
+            assert!(r.get(key).is_some(), "{what}: no {key}");
+        }
+        assert!(r["latency_ms"]["message"]["count"].as_u64().unwrap() > 0);
+        assert!(r["latency_ms"]["object_queue"]["p50"].is_null());
+        assert!(
+            r["drive"]["cpu"]["window_cpu_ms"].as_f64().is_some(),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_target_that_dies_mid_run_gives_a_partial_report_and_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path(), "churn.toml", CHURN);
+    let s = dosim::scenario::Scenario::from_file(&scenario).unwrap();
+    let mut w = start(&LocalSettings::for_scenario(&s));
+    let target = w.target().to_string();
+    let token = w.token().to_string();
+    let pid = w.pid();
+    let json = dir.path().join("partial.json");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(4));
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        )
+        .unwrap();
+        Instant::now()
+    });
+    let f = dosim_drive(
+        &[
+            scenario.to_str().unwrap(),
+            "--target",
+            &target,
+            "--stats-token",
+            &token,
+            "--duration",
+            "30s",
+            "--from",
+            "1h",
+        ],
+        &json,
+        Duration::from_secs(40),
+    );
+    let killed_at = killer.join().unwrap();
+    w.stop();
+    assert_eq!(f.code, Some(1), "{}", f.stderr);
+    assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+    assert!(f.stderr.contains("stopped early"), "{}", f.stderr);
+    // Promptly: well before the 30 s window would have ended.
+    assert!(f.elapsed < Duration::from_secs(15), "{:?}", f.elapsed);
+    let _ = killed_at;
+    let r = f.report.expect("a partial report");
+    assert_eq!(r["drive"]["status"], "target_down");
+    assert!(
+        r["messages"]["sent"].as_u64().unwrap() > 0,
+        "{}",
+        r["messages"]
+    );
+    assert!(r["latency_ms"]["message"]["count"].as_u64().unwrap() > 0);
+    let faults = r["drive"]["faults"].as_object().unwrap();
+    assert!(
+        faults.values().any(|v| v.as_u64().unwrap() > 0),
+        "{faults:?}"
+    );
+}
+
+#[test]
+fn a_refused_target_is_reported_as_connection_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path(), "churn.toml", CHURN);
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let json = dir.path().join("refused.json");
+    let target = format!("ws://127.0.0.1:{port}");
+    let f = dosim_drive(
+        &[
+            scenario.to_str().unwrap(),
+            "--target",
+            &target,
+            "--duration",
+            "2s",
+            "--from",
+            "1h",
+        ],
+        &json,
+        Duration::from_secs(20),
+    );
+    assert_eq!(f.code, Some(1), "{}", f.stderr);
+    assert!(f.stderr.contains("connection refused"), "{}", f.stderr);
+    assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+    let r = f.report.expect("a report");
+    assert_eq!(r["drive"]["status"], "target_down");
+    assert!(r["drive"]["faults"]["connect_refused"].as_u64().unwrap() >= 1);
+}
