@@ -59,6 +59,20 @@ interface Attachment {
 
 const encoder = new TextEncoder();
 
+/** What an object counts, kept beyond its own eviction (see `Room.restoreCounters`). */
+interface Lineage {
+  instance: string;
+  started_at: number;
+  /** Times the object was started again after an eviction. */
+  restarts: number;
+  name: string | null;
+  strategy: string | null;
+  counters: RoomCounters;
+}
+
+/** Every room-hosting object's lineage in this isolate, by object id. */
+const LINEAGES = new Map<string, Lineage>();
+
 export class Room extends DurableObject<Env> {
   private cfg: Config | null = null;
   private cfgError: string | null = null;
@@ -70,12 +84,12 @@ export class Room extends DurableObject<Env> {
   private conns = new Map<WebSocket, Conn>();
   private byUser = new Map<string, Conn>();
   private seatedByRoom = new Map<string, Set<Conn>>();
-  private counters: RoomCounters = zeroRoomCounters();
+  private lineage!: Lineage;
   private nextOrder = 0;
   private registered = false;
   private epoch = 0;
-  private instance = crypto.randomUUID();
-  private startedAt = Date.now();
+  /** When this incarnation (this constructor call) started. */
+  private incarnationStartedAt = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -84,7 +98,43 @@ export class Room extends DurableObject<Env> {
     } catch (e) {
       this.cfgError = String((e as Error).message ?? e);
     }
+    this.restoreCounters();
     if (this.cfg?.hibernation) this.restoreFromSockets();
+  }
+
+  // ---------------------------------------------------------------- counters
+
+  /**
+   * Counters outlive this instance of the object: they are kept per object id in the
+   * isolate's memory (`LINEAGES`), so an object evicted when idle (~10 s without events,
+   * hibernating or not) and started again goes on counting where it stopped — at no cost:
+   * no storage write, no timer. Only a new isolate (a workerd restart; on Cloudflare, the
+   * runtime moving or recycling it) starts from zero, with a new `instance`.
+   * (Durable Object storage would not do locally: workerd's in-memory storage is dropped
+   * with an evicted object.)
+   */
+  private get counters(): RoomCounters {
+    return this.lineage.counters;
+  }
+
+  private restoreCounters(): void {
+    const key = this.ctx.id.toString();
+    const known = LINEAGES.get(key);
+    this.lineage = known ?? {
+      instance: crypto.randomUUID(),
+      started_at: Date.now(),
+      restarts: 0,
+      name: null,
+      strategy: null,
+      counters: zeroRoomCounters(),
+    };
+    if (!known) {
+      LINEAGES.set(key, this.lineage);
+      return;
+    }
+    this.lineage.restarts += 1;
+    const { name, strategy } = this.lineage;
+    if (name && strategy && this.cfg) this.identify(name, strategy);
   }
 
   // ---------------------------------------------------------------- joining
@@ -445,9 +495,11 @@ export class Room extends DurableObject<Env> {
     const out: ObjectStats = {
       name: this.name ?? "",
       kind: objectKind(this.name ?? ""),
-      instance: this.instance,
-      started_at: this.startedAt,
-      ...structuredClone(this.counters),
+      instance: this.lineage.instance,
+      started_at: this.lineage.started_at,
+      incarnation_started_at: this.incarnationStartedAt,
+      restarts: this.lineage.restarts,
+      ...structuredClone(this.lineage.counters),
       connections: this.byUser.size,
       seated,
       queued,
@@ -479,7 +531,10 @@ export class Room extends DurableObject<Env> {
     this.conns.clear();
     this.byUser.clear();
     this.seatedByRoom.clear();
-    this.counters = zeroRoomCounters();
+    this.lineage.counters = zeroRoomCounters();
+    this.lineage.instance = crypto.randomUUID();
+    this.lineage.started_at = Date.now();
+    this.lineage.restarts = 0;
     if (this.cfg) this.admission = this.lobbyMode ? null : new Admission(this.cfg.limits);
     return sockets.size;
   }
@@ -492,6 +547,8 @@ export class Room extends DurableObject<Env> {
     this.strategy = strategy;
     this.lobbyMode = usesLobby(strategy, this.cfg!);
     this.admission = this.lobbyMode ? null : new Admission(this.cfg!.limits);
+    this.lineage.name = object;
+    this.lineage.strategy = strategy;
   }
 
   private lobby() {

@@ -1,7 +1,10 @@
 /**
- * Counters reported by `GET /s/{strategy}/stats`. Counters live in each object's memory and
- * count since that object (re)started: `instance` changes when it does (a hibernated or
- * evicted object starts again at zero).
+ * Counters reported by `GET /s/{strategy}/stats`. A room-hosting object's counters count
+ * since it was first created or reset (`instance`, `started_at`), also across its evictions
+ * (`restarts`, `incarnation_started_at`): they are kept in the isolate's memory by object id.
+ * A new isolate (a workerd restart) starts them at zero with a new `instance`. The lobby's
+ * live in its own memory (it is kept in memory locally): its `instance` changes when it
+ * restarts.
  */
 import { REJECT_REASONS, type RejectReason } from "./admission";
 
@@ -79,6 +82,10 @@ export interface ObjectStats extends RoomCounters {
   kind: "single" | "room" | "shard";
   instance: string;
   started_at: number;
+  /** When this incarnation of the object started (it starts again after an eviction). */
+  incarnation_started_at: number;
+  /** Times the object was started again after an eviction, its counters kept. */
+  restarts: number;
   /** Open sockets that hold a seat or a queue place. */
   connections: number;
   seated: number;

@@ -1,7 +1,7 @@
 // HIBERNATION=true: workerd evicts an idle room object (~10 s without events). The object
 // must come back from its sockets' attachments with the same seats and queues, keep
 // fanning out, and promote from its queue (locally, or through the lobby which is kept in
-// memory). This test sleeps ~16 s once, for all three strategies together.
+// memory), with its counters restored from storage. This test sleeps ~16 s once, for all three strategies together.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startWorkerd, Client, tag, sleep } from "./helpers.mjs";
@@ -34,7 +34,15 @@ test("room objects rebuild their rooms after hibernation eviction", async () => 
     for (const s of STRATEGIES) {
       const { t, room, c, before } = runs[s];
       const st = await w.stats(s);
-      assert.notEqual(st.objects[0].instance, before.objects[0].instance, `${s}: object was evicted`);
+      const [o, b] = [st.objects[0], before.objects[0]];
+      console.log(JSON.stringify({o, b}));
+      assert.ok(o.restarts > b.restarts, `${s}: object was evicted and started again`);
+      assert.ok(o.incarnation_started_at > b.incarnation_started_at, `${s}: a new incarnation`);
+      // Its counters were saved and restored: the same lineage, nothing lost.
+      assert.equal(o.instance, b.instance, `${s}: same instance`);
+      assert.equal(o.connects, 4, `${s}: connects kept`);
+      assert.equal(o.admitted, 2, `${s}: admitted kept`);
+      assert.equal(o.queued_joins, 2, `${s}: queued kept`);
       const want = { seated: [`${t}-a`, `${t}-b`], queued: [`${t}-c`, `${t}-d`] };
       assert.deepEqual(st.rooms[room], want, `${s}: rebuilt`);
       if (st.lobby) assert.deepEqual(st.lobby.rooms[room], want, `${s}: lobby kept`);
