@@ -911,6 +911,7 @@ pub fn simulate_report(
         },
         usage: o.usage,
         projection: (method, factor),
+        per_session: None,
         timeseries: o.timeseries,
         extra_thresholds,
     })

@@ -612,10 +612,29 @@ pub struct Parts<'a> {
     pub usage: RunUsage,
     /// How the month is projected and by which factor.
     pub projection: (String, f64),
+    /// Monthly values of the per-session lines, projected per session rather than by the
+    /// factor (a drive's short window holds few arrivals), with how.
+    pub per_session: Option<PerSessionLines>,
     /// Time series.
     pub timeseries: TimeSeries,
     /// Extra thresholds (from the command line).
     pub extra_thresholds: &'a [crate::threshold::Threshold],
+}
+
+/// Monthly values of the usage lines that follow sessions (one connect, one Worker request,
+/// lobby joins per session), when projected from the sessions rather than by the factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerSessionLines {
+    /// Monthly Worker requests.
+    pub worker_requests: f64,
+    /// Monthly Worker CPU milliseconds.
+    pub worker_cpu_ms: f64,
+    /// Monthly WebSocket connects.
+    pub do_websocket_connects: f64,
+    /// Monthly Durable Object requests (lobby RPCs).
+    pub do_requests: f64,
+    /// How they were projected.
+    pub method: String,
 }
 
 impl Report {
@@ -623,6 +642,14 @@ impl Report {
     pub fn assemble(p: Parts<'_>) -> crate::Result<Report> {
         let (mut method, factor) = p.projection;
         let mut billable = p.usage.billable.scaled(factor);
+        if let Some(ps) = &p.per_session {
+            billable.worker_requests = ps.worker_requests;
+            billable.worker_cpu_ms = ps.worker_cpu_ms;
+            billable.do_websocket_connects = ps.do_websocket_connects;
+            billable.do_requests = ps.do_requests;
+            method.push_str("; ");
+            method.push_str(&ps.method);
+        }
         // Stored data accumulates, so scaling the window's GB-months would understate it:
         // price the month's average volume instead.
         let persist = &p.scenario.persistence;

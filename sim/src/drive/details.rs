@@ -316,6 +316,16 @@ impl DriveDetails {
                 }
             }
         }
+        if let Some(r) = &self.reconciliation {
+            if !r.evictions.is_empty() {
+                let times: u64 = r.evictions.iter().map(|(_, n)| n).sum();
+                let _ = writeln!(
+                    o,
+                    "  evictions: {} object(s) went idle, were evicted and started again ({times} times in all), their counters kept",
+                    r.evictions.len()
+                );
+            }
+        }
         for w in &self.warnings {
             let _ = writeln!(o, "  warning: {w}");
         }

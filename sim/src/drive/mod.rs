@@ -48,7 +48,7 @@
 //! | `projection` | inputs of the monthly factor (see below) |
 //! | `cpu` | with `--local`: workerd CPU in the ramp (connects only) and the window; `cpu_ms_per_connect`, `cpu_ms_per_message` — the calibration figures for `platform.worker_cpu_ms_per_connect` and the service times |
 //! | `driver` | the driver's own CPU per message, peak sockets, RSS per connection, open-file limit |
-//! | `reconciliation` | `ok`, every `check` (driver vs Worker), `differences`, `object_differences`, `restarts`, `connections_after` |
+//! | `reconciliation` | `ok`, every `check` (driver vs Worker), `differences`, `object_differences`, `restarts` (counters lost), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `connections_after` |
 //! | `warnings` | e.g. few arrivals in the window, limits that differ from the scenario |
 //!
 //! # Monthly projection
@@ -56,9 +56,12 @@
 //! Each usage quantity measured in the window is multiplied by one factor: the expected
 //! session-seconds of a 30-day month (mean arrival rate × 30 days × mean session length)
 //! divided by the plan's session-seconds inside the covered scenario time. In steady state
-//! usage grows with occupancy (messages, object time) and connects follow occupancy at one
-//! per session length, so the window's usage per occupied second is taken as the month's.
-//! Admission losses in the window are assumed for the whole month.
+//! usage grows with occupancy (messages, object time), so the window's usage per occupied
+//! second is taken as the month's. The lines that follow sessions — connects, Worker
+//! requests and CPU, lobby joins — are projected per session instead: the expected arrivals
+//! of a 30-day month × what each session the driver started (carried and arriving) made,
+//! because a short window at the scenario's real rate holds few arrivals. Admission losses
+//! in the run are assumed for the whole month.
 //!
 //! # Usage lines
 //!
@@ -390,7 +393,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
     }
     if inp.plan.projection.window_arrivals < 20 {
         inp.warnings.push(format!(
-            "only {} sessions of the plan arrive in the window: connect-driven figures are noisy (use --speedup or a longer --duration)",
+            "only {} sessions of the plan arrive in the window: the connect and admission-wait latencies rest on few samples (use --speedup or a longer --duration)",
             inp.plan.projection.window_arrivals
         ));
     }
@@ -729,7 +732,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     };
     src(
         "worker_requests",
-        "measured: upgrade requests of the window's sessions that got an HTTP answer",
+        "measured: upgrade requests of the window's sessions that got an HTTP answer (the month: per session started, see monthly_usage.method)",
     );
     src("worker_cpu_ms", "modelled: worker_requests × platform.worker_cpu_ms_per_connect (measured workerd CPU is in drive.cpu)");
     src(
@@ -742,7 +745,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     );
     src(
         "do_websocket_connects",
-        "measured: upgrades answered 101 in the window",
+        "measured: upgrades answered 101 in the window (the month: per session started, see monthly_usage.method)",
     );
     src(
         "do_websocket_messages_in",
@@ -799,6 +802,40 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             0.0,
         ),
     };
+
+    // Lines that follow sessions (a connect, a Worker request, a lobby join each) are projected
+    // per session: a short window holds few arrivals (often none at the scenario's real rate),
+    // while every session the driver started, carried ones included, measures how many
+    // connects a session makes.
+    let started = m.carried.started + m.window.started;
+    let per_session = (started > 0 && factor > 0.0).then(|| {
+        let per = |n: u64| n as f64 / started as f64;
+        let connects = per(m.totals.upgrades);
+        let requests = per(m.totals.upgrades + c.worker_requests.saturating_sub(c.upgrades));
+        let month = pr.month_arrivals;
+        let joins = if b.lobby_mode { connects * month } else { 0.0 };
+        let others = if b.lobby_mode {
+            (c.departures + c.promotions) as f64 * factor
+        } else {
+            0.0
+        };
+        crate::report::PerSessionLines {
+            worker_requests: requests * month,
+            worker_cpu_ms: requests * month * p.worker_cpu_ms_per_connect,
+            do_websocket_connects: connects * month,
+            do_requests: joins + others,
+            method: format!(
+                "connects, Worker requests{}: expected arrivals of a 30-day month ({}) × per session started in the run ({} carried + {} arrivals: {:.4} connects, {:.4} requests each){}",
+                if b.lobby_mode { " and lobby joins" } else { "" },
+                crate::report::human_count(month.round()),
+                m.carried.started,
+                m.window.started,
+                connects,
+                requests,
+                if b.lobby_mode { "; lobby departures and promotions by the factor" } else { "" },
+            ),
+        }
+    });
 
     // -- CPU ----------------------------------------------------------------------------------
     let sm = b.samples;
@@ -863,7 +900,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     if let Some(r) = &b.reconciliation {
         if !r.restarts.is_empty() {
             warnings.push(format!(
-                "{} object(s) restarted during the run (e.g. evicted while idle under hibernation): their counters cover only the time since",
+                "{} object(s) restarted during the run with their counters lost (a new isolate, e.g. the Worker restarted): their counters cover only the time since",
                 r.restarts.len()
             ));
         }
@@ -1031,6 +1068,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         messages,
         usage,
         projection: (method, factor),
+        per_session,
         timeseries,
         extra_thresholds: b.extra_thresholds,
     })?;

@@ -1,11 +1,13 @@
 //! Reconcile: the driver's own counts against the Worker's stats.
 //!
-//! The Worker's counters live in each object's memory since that object started
-//! (`started_at`, `instance`). The driver reads the stats before the run and after it and
-//! compares the differences (per object, then summed) with what it counted itself. An object
-//! whose `instance` changed between the two reads, or that started after the driver's first
-//! request to it, restarted during the run (for example after being evicted when idle under
-//! hibernation): its counters only cover the time since, and it is reported as a restart.
+//! The Worker's counters count since each object was created (`started_at`, `instance`),
+//! across its evictions (`restarts`): they live in the isolate's memory. The driver reads
+//! the stats before the run and after it and compares the differences (per object, then
+//! summed) with what it counted itself. An object whose `instance` changed between the two
+//! reads, or that started after the driver's first request to it, restarted with its
+//! counters lost (a new isolate): its counters only cover the time since, and it is
+//! reported as a restart. An object evicted and woken again during the run kept its
+//! counters: that is reported (`evictions`), and is no difference.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,8 +72,11 @@ pub struct Reconciliation {
     pub differences: Vec<String>,
     /// Per-object differences (at most 20).
     pub object_differences: Vec<ObjectDifference>,
-    /// Objects that restarted during the run.
+    /// Objects that restarted during the run, their counters lost.
     pub restarts: Vec<Restart>,
+    /// Objects evicted and started again during the run, their counters kept: (object,
+    /// times).
+    pub evictions: Vec<(String, u64)>,
     /// Room-hosting objects in the Worker's stats after the run.
     pub objects: u64,
     /// Sockets the Worker still held after the run (0 when everyone left).
@@ -153,7 +158,12 @@ pub(crate) fn reconcile(
         .collect();
     let mut sum = ObjectStats::default();
     for o in &after.objects {
-        let (d, restarted) = delta(before_by_name.get(o.name.as_str()).copied(), o);
+        let before_o = before_by_name.get(o.name.as_str()).copied();
+        let (d, restarted) = delta(before_o, o);
+        let woke = o.restarts - before_o.map_or(0, |b| b.restarts.min(o.restarts));
+        if !restarted && woke > 0 {
+            r.evictions.push((o.name.clone(), woke));
+        }
         if restarted {
             r.restarts.push(Restart {
                 object: o.name.clone(),
@@ -361,7 +371,20 @@ mod tests {
             &per_object,
         );
         assert!(r.ok, "{:?}", r.differences);
-        // A restart is reported.
+        assert!(r.evictions.is_empty());
+        // An object evicted and woken twice, its counters kept: reported, and no difference.
+        let mut woken = after.clone();
+        woken.objects[0].restarts = 2;
+        let r = reconcile(
+            Strategy::PerRoom,
+            Some(&before),
+            &woken,
+            &driver,
+            &per_object,
+        );
+        assert!(r.ok, "{:?}", r.differences);
+        assert_eq!(r.evictions, vec![("room:r0".to_string(), 2)]);
+        // A restart (counters lost) is reported.
         let after2 = Stats {
             objects: vec![obj("room:r0", "z", 3, 20), obj("room:r1", "b", 2, 4)],
             ..Stats::default()

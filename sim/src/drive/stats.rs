@@ -39,6 +39,10 @@ pub struct ObjectStats {
     pub instance: String,
     /// Unix milliseconds (the Worker's clock).
     pub started_at: f64,
+    /// When the object last started again after an eviction (its counters kept).
+    pub incarnation_started_at: f64,
+    /// Times the object started again after an eviction, its counters kept.
+    pub restarts: u64,
     pub connects: u64,
     pub admitted: u64,
     pub queued_joins: u64,

@@ -626,6 +626,17 @@ fn dosim_drive_local_reconciles_exactly_with_the_worker_for_every_strategy() {
                 r["drive"]["carried"]["rejected"].as_u64().unwrap() > 0,
                 "{what}"
             );
+            // Connects are projected per session: every session started was upgraded (the
+            // rejected ones too), so the month has one connect per expected arrival.
+            let month_arrivals = r["drive"]["projection"]["month_arrivals"].as_f64().unwrap();
+            let connects = r["monthly_usage"]["do_websocket_connects"]
+                .as_f64()
+                .unwrap();
+            assert!(month_arrivals > 0.0, "{what}");
+            assert!(
+                (connects - month_arrivals).abs() < 1e-6,
+                "{what}: {connects}"
+            );
         } else {
             // The churn really churned.
             let s = &r["sessions"];
