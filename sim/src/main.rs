@@ -92,9 +92,14 @@ enum Command {
     Drive {
         /// Scenario file (TOML).
         scenario: PathBuf,
-        /// The Worker's WebSocket endpoint, ws://HOST:PORT.
+        /// The Worker's WebSocket endpoint: ws://HOST:PORT, or wss://HOST[:PORT] over TLS
+        /// (port 443, e.g. a workers.dev deployment); an optional path prefix may follow.
         #[arg(long, required_unless_present = "local", conflicts_with = "local")]
         target: Option<String>,
+        /// A PEM file of extra root certificates to trust for a wss:// target (a private CA,
+        /// mkcert, a corporate proxy), besides the bundled Mozilla roots.
+        #[arg(long, value_name = "PATH")]
+        ca_cert: Option<PathBuf>,
         /// Build the Worker if needed and run it on a local workerd (127.0.0.1) for the run.
         #[arg(long)]
         local: bool,
@@ -260,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Drive {
             scenario,
             target,
+            ca_cert,
             local,
             workers,
             strategy,
@@ -278,6 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let opts = dosim::drive::Options {
                 target,
+                ca_cert,
                 local,
                 workers,
                 strategy: strategy.unwrap_or(scenario.platform.strategy),

@@ -1,6 +1,15 @@
 //! Client: the driver's side of the wire protocol (`workers/PROTOCOL.md`): the target URL,
-//! opening a WebSocket (TCP connect, then the HTTP upgrade), the server's frames, the
-//! client's frames, and how each failure is classified.
+//! opening a WebSocket (TCP connect, the TLS handshake for `wss://`, then the HTTP upgrade),
+//! the server's frames, the client's frames, and how each failure is classified.
+//!
+//! # TLS
+//!
+//! A `wss://` (or `https://`) target, such as a deployment on `workers.dev`, is reached over
+//! TLS with rustls (the `ring` provider): the server's certificate must chain to one of the
+//! Mozilla roots bundled at build time (`webpki-roots`; the system's store is not read) or to
+//! a root of the PEM file given to `dosim drive --ca-cert` (a private CA, mkcert, a corporate
+//! proxy), and name the target's host (SNI is the host). The stats endpoint is read over the
+//! same TLS settings. A failed handshake is the fault `tls_error`, with rustls's reason.
 //!
 //! Everything here is also what the integration tests use to talk to the Worker, so the
 //! driver and the tests cannot disagree about the protocol.
@@ -8,19 +17,27 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A connection to the target: plain TCP, or TLS over TCP for a `wss://` target.
+pub type Stream = MaybeTlsStream<TcpStream>;
 
 /// An open WebSocket to the target.
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<Stream>;
 
-/// Where the Worker listens: `ws://HOST:PORT[/BASE]`.
+/// Where the Worker listens: `ws://HOST:PORT[/BASE]` or `wss://HOST:PORT[/BASE]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Host name or address.
@@ -29,23 +46,30 @@ pub struct Target {
     pub port: u16,
     /// Path prefix before `/s/...` (empty, or starting with `/`, without a trailing `/`).
     pub base: String,
+    /// Whether connections use TLS (`wss://`, `https://`).
+    pub tls: bool,
+    /// The TLS settings of a `tls` target; `None`: the bundled roots only
+    /// ([`TlsConfig::webpki`]).
+    pub tls_config: Option<TlsConfig>,
 }
 
 impl Target {
-    /// Parse `ws://HOST[:PORT][/BASE]` (`http://` is accepted as a synonym). `wss://` and
-    /// `https://` are refused: this build speaks plain TCP only.
+    /// Parse `ws://HOST[:PORT][/BASE]` (port 80) or `wss://HOST[:PORT][/BASE]` (TLS, port
+    /// 443); `http://` and `https://` are accepted as synonyms.
     pub fn parse(s: &str) -> Result<Target, String> {
-        let rest = if let Some(r) = s.strip_prefix("ws://") {
-            r
-        } else if let Some(r) = s.strip_prefix("http://") {
-            r
-        } else if s.starts_with("wss://") || s.starts_with("https://") {
+        let schemes = [
+            ("ws://", false),
+            ("http://", false),
+            ("wss://", true),
+            ("https://", true),
+        ];
+        let Some((rest, tls)) = schemes
+            .iter()
+            .find_map(|&(scheme, tls)| Some((s.strip_prefix(scheme)?, tls)))
+        else {
             return Err(format!(
-                "--target {s}: TLS (wss://) is not supported by this build; drive a plain ws:// \
-                 endpoint (a local workerd, or a TLS-terminating proxy in front of a deployment)"
+                "--target {s}: expected ws://HOST:PORT or wss://HOST"
             ));
-        } else {
-            return Err(format!("--target {s}: expected ws://HOST:PORT"));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -68,7 +92,7 @@ impl Target {
             }
         };
         let port = match port {
-            None => 80,
+            None => default_port(tls),
             Some(p) => p
                 .parse::<u16>()
                 .ok()
@@ -82,15 +106,27 @@ impl Target {
             host,
             port,
             base: path.trim_end_matches('/').to_string(),
+            tls,
+            tls_config: None,
         })
     }
 
-    /// A loopback target on `port`.
+    /// A plain loopback target on `port`.
     pub fn loopback(port: u16) -> Target {
         Target {
             host: "127.0.0.1".into(),
             port,
             base: String::new(),
+            tls: false,
+            tls_config: None,
+        }
+    }
+
+    /// The same target with these TLS settings (used when it is a `tls` target).
+    pub fn with_tls_config(self, tls_config: TlsConfig) -> Target {
+        Target {
+            tls_config: Some(tls_config),
+            ..self
         }
     }
 
@@ -119,12 +155,134 @@ impl Target {
     pub fn authority(&self) -> String {
         format!("{}:{}", self.host_for_url(), self.port)
     }
+
+    /// The `Host` of a request: `host:port`, or `host` alone on the scheme's default port.
+    pub fn host_header(&self) -> String {
+        if self.port == default_port(self.tls) {
+            self.host_for_url()
+        } else {
+            self.authority()
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "wss"
+        } else {
+            "ws"
+        }
+    }
+}
+
+fn default_port(tls: bool) -> u16 {
+    if tls {
+        443
+    } else {
+        80
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ws://{}{}", self.authority(), self.base)
+        write!(f, "{}://{}{}", self.scheme(), self.authority(), self.base)
     }
+}
+
+/// The TLS settings of `wss://` targets: a rustls client configuration (`ring` provider,
+/// TLS 1.2 and 1.3) trusting the bundled Mozilla roots and any extra roots. Cheap to clone
+/// (shared); equal when it is the same configuration.
+#[derive(Debug, Clone)]
+pub struct TlsConfig(Arc<ClientConfig>);
+
+impl PartialEq for TlsConfig {
+    fn eq(&self, other: &TlsConfig) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TlsConfig {}
+
+/// Why the extra root certificates (`--ca-cert`) could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaCertError {
+    /// The file could not be read.
+    #[error("--ca-cert {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why (in the message, so not a `source` too).
+        error: io::Error,
+    },
+    /// The file holds no PEM `CERTIFICATE` block, or a broken one.
+    #[error("--ca-cert {}: {reason}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate is not a usable trust anchor.
+    #[error("--ca-cert {}: certificate {index} unusable as a root: {reason}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// 1-based position of the certificate in the file.
+        index: usize,
+        /// rustls's reason.
+        reason: String,
+    },
+}
+
+impl TlsConfig {
+    /// The bundled Mozilla roots and every certificate of the PEM file `ca_cert`, if given.
+    pub fn new(ca_cert: Option<&Path>) -> Result<TlsConfig, CaCertError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = ca_cert {
+            for (i, cert) in read_pem_certificates(path)?.into_iter().enumerate() {
+                roots.add(cert).map_err(|e| CaCertError::Certificate {
+                    path: path.to_path_buf(),
+                    index: i + 1,
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("the ring provider supports TLS 1.2 and 1.3")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        Ok(TlsConfig(Arc::new(config)))
+    }
+
+    /// The bundled roots only, built once per process.
+    pub fn webpki() -> TlsConfig {
+        static DEFAULT: OnceLock<TlsConfig> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| TlsConfig::new(None).expect("without a file there is nothing to fail"))
+            .clone()
+    }
+}
+
+fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, CaCertError> {
+    let pem = std::fs::read(path).map_err(|error| CaCertError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CaCertError::Pem {
+            path: path.to_path_buf(),
+            reason: format!("unreadable PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(CaCertError::Pem {
+            path: path.to_path_buf(),
+            reason: "no PEM CERTIFICATE block in it".into(),
+        });
+    }
+    Ok(certs)
 }
 
 /// Why a connection could not be opened (or an HTTP request made).
@@ -142,6 +300,9 @@ pub enum ConnectError {
     Status(u16),
     /// The handshake failed otherwise (bad response, protocol error).
     Handshake(String),
+    /// The TLS handshake failed (e.g. a certificate from an unknown CA, or for another
+    /// name; the server does not speak TLS).
+    Tls(String),
 }
 
 impl ConnectError {
@@ -156,6 +317,7 @@ impl ConnectError {
             ConnectError::Status(s) if (500..600).contains(s) => "upgrade_5xx",
             ConnectError::Status(_) => "upgrade_other_status",
             ConnectError::Handshake(_) => "handshake_error",
+            ConnectError::Tls(_) => "tls_error",
         }
     }
 
@@ -178,6 +340,16 @@ impl ConnectError {
             _ => ConnectError::Io(e.to_string()),
         }
     }
+
+    /// A failed TLS handshake: rustls's own errors (which tokio-rustls wraps in an
+    /// [`io::Error`]) are [`ConnectError::Tls`]; a lost connection is what it is.
+    fn from_tls(e: &io::Error) -> ConnectError {
+        match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(tls) => ConnectError::Tls(tls.to_string()),
+            None if e.kind() == io::ErrorKind::InvalidData => ConnectError::Tls(e.to_string()),
+            None => ConnectError::from_io(e),
+        }
+    }
 }
 
 impl fmt::Display for ConnectError {
@@ -189,6 +361,7 @@ impl fmt::Display for ConnectError {
             ConnectError::Io(e) => write!(f, "I/O error: {e}"),
             ConnectError::Status(s) => write!(f, "upgrade answered with HTTP {s}"),
             ConnectError::Handshake(e) => write!(f, "handshake failed: {e}"),
+            ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
         }
     }
 }
@@ -220,16 +393,36 @@ pub async fn tcp(target: &Target, timeout: Duration) -> Result<TcpStream, Connec
     Ok(stream)
 }
 
-/// Open a WebSocket to `path` (from [`Target::join_path`]): TCP connect and upgrade, within
-/// `timeout` in all. Returns the socket and when the upgrade completed.
+/// Open a connection to the target within `timeout`: TCP (`TCP_NODELAY` on), then for a
+/// `tls` target the TLS handshake (SNI: the target's host).
+pub async fn stream(target: &Target, timeout: Duration) -> Result<Stream, ConnectError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let tcp = tcp(target, timeout).await?;
+    if !target.tls {
+        return Ok(MaybeTlsStream::Plain(tcp));
+    }
+    let config = target.tls_config.clone().unwrap_or_else(TlsConfig::webpki);
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|e| ConnectError::Tls(format!("{:?} as a server name: {e}", target.host)))?;
+    let handshake = tokio_rustls::TlsConnector::from(config.0).connect(name, tcp);
+    match tokio::time::timeout_at(deadline, handshake).await {
+        Err(_) => Err(ConnectError::Timeout),
+        Ok(Err(e)) => Err(ConnectError::from_tls(&e)),
+        Ok(Ok(s)) => Ok(MaybeTlsStream::Rustls(s)),
+    }
+}
+
+/// Open a WebSocket to `path` (from [`Target::join_path`]): TCP connect, TLS for a `tls`
+/// target, and upgrade, within `timeout` in all. Returns the socket and when the upgrade
+/// completed.
 pub async fn connect(
     target: &Target,
     path: &str,
     timeout: Duration,
 ) -> Result<(Ws, Instant), ConnectError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let stream = tcp(target, timeout).await?;
-    let url = format!("ws://{}{path}", target.authority());
+    let stream = stream(target, timeout).await?;
+    let url = format!("{}://{}{path}", target.scheme(), target.host_header());
     let request = url
         .into_client_request()
         .map_err(|e| ConnectError::Handshake(e.to_string()))?;
@@ -441,9 +634,23 @@ mod tests {
         let t = Target::parse("ws://[::1]:9000").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
         assert_eq!(t.authority(), "[::1]:9000");
-        assert!(Target::parse("wss://x.workers.dev")
-            .unwrap_err()
-            .contains("TLS"));
+        assert!(!t.tls);
+        assert_eq!(t.to_string(), "ws://[::1]:9000");
+        let t = Target::parse("wss://x.workers.dev").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls),
+            ("x.workers.dev", 443, true)
+        );
+        assert_eq!(
+            (t.to_string(), t.host_header()),
+            (
+                "wss://x.workers.dev:443".to_string(),
+                "x.workers.dev".to_string()
+            )
+        );
+        let t = Target::parse("https://x.workers.dev:8443/b").unwrap();
+        assert_eq!((t.port, t.tls, t.base.as_str()), (8443, true, "/b"));
+        assert_eq!(t.host_header(), "x.workers.dev:8443");
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("ws://x:0").is_err());
         assert!(Target::parse("ws://x:99999").is_err());

@@ -41,9 +41,9 @@
 //! | `local` | with `--local`: workerd's pid, its `DOSIM_*` settings, whether `npm ci`/`npm run build` ran |
 //! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real), `covered_scenario_seconds`, real `ramp_seconds`, `grace_seconds`, `cut_seconds`, `started_at_unix_ms` |
 //! | `carried`, `arrivals` | planned, started, failed, upgraded, admitted, queued, rejected sessions of each group |
-//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP + HTTP upgrade), `carried_connect` (ramp) |
+//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP, TLS for `wss://`, HTTP upgrade), `carried_connect` (ramp) |
 //! | `deliveries` | `expected`, `received` (= the Worker's `messages_out`), `received_expected`, `missed` = `missed_connected` (recipient stayed: a loss) + `missed_departing` (recipient's leave raced the message), `unexpected` (recipient seated before its `joined` arrived), `duplicated`, `unknown` |
-//! | `faults` | by category: `connect_refused`, `connect_timeout`, `connect_reset`, `connect_error`, `upgrade_4xx`, `upgrade_5xx`, `handshake_error`, `answer_timeout` (no first frame), `dropped` (connection lost without a close frame), `server_close_<code>` (an unexpected close code, e.g. 1011, 1012), `leave_timeout`, `send_error`, `error_frame_<code>`, `unparsable_frame`, `unexpected_frame`, `protocol_error`, `aborted_before_answer` |
+//! | `faults` | by category: `connect_refused`, `connect_timeout`, `connect_reset`, `connect_error`, `tls_error` (TLS handshake, e.g. an unknown CA), `upgrade_4xx`, `upgrade_5xx`, `handshake_error`, `answer_timeout` (no first frame), `dropped` (connection lost without a close frame), `server_close_<code>` (an unexpected close code, e.g. 1011, 1012), `leave_timeout`, `send_error`, `error_frame_<code>`, `unparsable_frame`, `unexpected_frame`, `protocol_error`, `aborted_before_answer` |
 //! | `usage_sources` | for each usage line: measured by the driver, or modelled (and from what) |
 //! | `projection` | inputs of the monthly factor (see below) |
 //! | `cpu` | with `--local`: workerd CPU in the ramp (connects only) and the window; `cpu_ms_per_connect`, `cpu_ms_per_message` — the calibration figures for `platform.worker_cpu_ms_per_connect` and the service times |
@@ -99,7 +99,7 @@ use crate::scenario::{Scenario, MONTH_SECONDS, NS_PER_SEC};
 use crate::threshold::Threshold;
 use crate::usage::Usage;
 use crate::workload::Workload;
-use client::Target;
+use client::{CaCertError, Target, TlsConfig};
 use details::*;
 use local::{LocalSettings, LocalWorkerd};
 use plan::{clock_label, DrivePlan, PlanOptions};
@@ -129,13 +129,16 @@ pub enum DriveError {
     /// I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The `--ca-cert` file is missing or unusable (exit code 2).
+    #[error(transparent)]
+    CaCert(#[from] CaCertError),
 }
 
 impl DriveError {
     /// True when the error is the user's input.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            DriveError::Usage(_) => true,
+            DriveError::Usage(_) | DriveError::CaCert(_) => true,
             DriveError::Other(e) => e.is_bad_input(),
             _ => false,
         }
@@ -145,8 +148,10 @@ impl DriveError {
 /// Options of a run (the command line's `dosim drive`).
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `ws://HOST:PORT[/BASE]` (ignored with `local`).
+    /// `ws://HOST:PORT[/BASE]` or `wss://HOST[:PORT][/BASE]` (ignored with `local`).
     pub target: Option<String>,
+    /// A PEM file of extra root certificates trusted for a `wss://` target.
+    pub ca_cert: Option<PathBuf>,
     /// Build if needed and run the Worker on a local workerd for the run.
     pub local: bool,
     /// The `workers/` folder for `local` (default: found from the current directory).
@@ -178,6 +183,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             target: None,
+            ca_cert: None,
             local: false,
             workers: None,
             strategy: Strategy::Single,
@@ -287,14 +293,19 @@ pub fn drive(
     let remote = if opts.local {
         None
     } else {
-        let t = opts
-            .target
-            .as_deref()
-            .ok_or_else(|| DriveError::Usage("give --target ws://HOST:PORT or --local".into()))?;
+        let t = opts.target.as_deref().ok_or_else(|| {
+            DriveError::Usage("give --target ws://HOST:PORT (or wss://HOST) or --local".into())
+        })?;
         Some(Target::parse(t).map_err(DriveError::Usage)?)
     };
-    let nofile = local::raise_nofile_limit();
     let mut warnings = Vec::new();
+    // The TLS settings of the whole run, built once (a bad --ca-cert fails even unused).
+    let tls_config = TlsConfig::new(opts.ca_cert.as_deref())?;
+    if opts.ca_cert.is_some() && !remote.as_ref().is_some_and(|t| t.tls) {
+        warnings.push("--ca-cert is unused: the target is not wss://".to_string());
+    }
+    let remote = remote.map(|t| t.with_tls_config(tls_config));
+    let nofile = local::raise_nofile_limit();
     let mut local_details = None;
     let mut workerd = None;
     let (target, token) = match remote {
@@ -427,7 +438,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         room_object,
         state,
     ));
-    if let Err(e) = client::tcp(&inp.target, inp.opts.connect_timeout).await {
+    if let Err(e) = client::stream(&inp.target, inp.opts.connect_timeout).await {
         ctx.state().fault(e.category());
         ctx.abort(Stop::TargetDown(format!(
             "target {} unreachable: {e}",

@@ -1,5 +1,6 @@
 //! Stats: the Worker's `GET /s/{strategy}/stats` endpoint (PROTOCOL.md, "Operations
-//! endpoints"), read with a bearer token over a minimal HTTP/1.1 client.
+//! endpoints"), read with a bearer token over a minimal HTTP/1.1 client (over TLS for a
+//! `wss://` target, with the target's TLS settings).
 //!
 //! Only the fields the driver reconciles are parsed; unknown fields are ignored so that the
 //! Worker can grow its stats without breaking the driver.
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::client::{tcp, ConnectError, Target};
+use super::client::{stream, ConnectError, Target};
 use crate::model::strategy::Strategy;
 
 /// The limits the Worker runs with.
@@ -133,7 +134,8 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
-/// `GET path` on the target with an optional bearer token (HTTP/1.1, `Connection: close`).
+/// `GET path` on the target with an optional bearer token (HTTP/1.1, `Connection: close`;
+/// HTTPS for a `tls` target).
 pub async fn http_get(
     target: &Target,
     path: &str,
@@ -141,10 +143,10 @@ pub async fn http_get(
     timeout: Duration,
 ) -> Result<HttpResponse, ConnectError> {
     let work = async {
-        let mut stream = tcp(target, timeout).await?;
+        let mut stream = stream(target, timeout).await?;
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: dosim/{}\r\nAccept: application/json\r\nConnection: close\r\n",
-            target.authority(),
+            target.host_header(),
             env!("CARGO_PKG_VERSION")
         );
         if let Some(t) = bearer {
@@ -154,14 +156,18 @@ pub async fn http_get(
         let io = |e: std::io::Error| ConnectError::Io(e.to_string());
         stream.write_all(req.as_bytes()).await.map_err(io)?;
         // Read until the response is complete (workerd may keep the connection open
-        // despite `Connection: close`), or the server closes.
+        // despite `Connection: close`), or the server closes (over TLS, perhaps without a
+        // close_notify: an unexpected EOF).
         let mut buf = Vec::with_capacity(8192);
         let mut chunk = [0u8; 8192];
         loop {
             if complete(&buf) {
                 break;
             }
-            let n = stream.read(&mut chunk).await.map_err(io)?;
+            let n = match stream.read(&mut chunk).await {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                r => r.map_err(io)?,
+            };
             if n == 0 {
                 break;
             }

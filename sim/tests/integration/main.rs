@@ -10,6 +10,8 @@ mod cli;
 mod determinism;
 /// `dosim drive` and its client against the real Worker on workerd (127.0.0.1 only).
 mod drive;
+/// `wss://` targets: the client and the stats reader over TLS, a private CA via `--ca-cert`.
+mod drive_tls;
 /// Behaviour of the platform model: socket caps, billing states, the lobby, overload.
 mod model;
 /// The simulator against closed-form queueing theory.
