@@ -29,10 +29,65 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
-/// A connection to the target: plain TCP, or TLS over TCP for a `wss://` target.
-pub type Stream = MaybeTlsStream<TcpStream>;
+/// A connection to the target: plain TCP, or TLS over TCP for a `wss://` target. The TLS
+/// state is boxed so that a plain socket stays small: a rustls connection held inline would
+/// add kilobytes to each of the driver's 10,000 plain connections (tokio-tungstenite's
+/// `MaybeTlsStream` holds it inline).
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// An open WebSocket to the target.
 pub type Ws = WebSocketStream<Stream>;
@@ -399,7 +454,7 @@ pub async fn stream(target: &Target, timeout: Duration) -> Result<Stream, Connec
     let deadline = tokio::time::Instant::now() + timeout;
     let tcp = tcp(target, timeout).await?;
     if !target.tls {
-        return Ok(MaybeTlsStream::Plain(tcp));
+        return Ok(Stream::Plain(tcp));
     }
     let config = target.tls_config.clone().unwrap_or_else(TlsConfig::webpki);
     let name = ServerName::try_from(target.host.clone())
@@ -408,7 +463,7 @@ pub async fn stream(target: &Target, timeout: Duration) -> Result<Stream, Connec
     match tokio::time::timeout_at(deadline, handshake).await {
         Err(_) => Err(ConnectError::Timeout),
         Ok(Err(e)) => Err(ConnectError::from_tls(&e)),
-        Ok(Ok(s)) => Ok(MaybeTlsStream::Rustls(s)),
+        Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
     }
 }
 
