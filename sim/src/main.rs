@@ -107,8 +107,18 @@ enum Command {
         #[arg(long)]
         workers: Option<PathBuf>,
         /// Strategy: single, per-room or sharded:N (default: the scenario's).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "strategies")]
         strategy: Option<Strategy>,
+        /// Several strategies, comma-separated: one run each, in turn (each --local run on a
+        /// fresh workerd), then a side-by-side table as `compare` prints.
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<Strategy>,
+        /// With --strategies: write the side-by-side table as CSV here.
+        #[arg(long, requires = "strategies")]
+        csv: Option<PathBuf>,
+        /// With --strategies: write the side-by-side table as Markdown here.
+        #[arg(long, requires = "strategies")]
+        markdown: Option<PathBuf>,
         /// Scenario time at the start of the window, e.g. "21h" or "1d19h" (default: the
         /// busiest hour of the daily profile).
         #[arg(long)]
@@ -140,7 +150,8 @@ enum Command {
         quiet: bool,
         #[command(flatten)]
         common: Common,
-        /// Write the full report as JSON here (also when the run stops early).
+        /// Write the full report as JSON here (also when the run stops early); with
+        /// --strategies, every report in one document as `compare` writes it.
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -269,6 +280,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             local,
             workers,
             strategy,
+            strategies,
+            csv,
+            markdown,
             from,
             duration,
             speedup,
@@ -298,26 +312,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !quiet,
                 require_reconciled,
             };
-            let run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;
-            print!("{}", run.report.render_text());
+            if strategies.is_empty() {
+                let run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;
+                print!("{}", run.report.render_text());
+                if let Some(path) = json {
+                    write(&path, &run.report.to_json())?;
+                }
+                return Ok(drive_exit(&run, false));
+            }
+            // One run per strategy, in turn; a run that stops early ends the sequence (the
+            // target is gone, or the user pressed Ctrl-C), and what was measured is written.
+            let mut runs = Vec::new();
+            for s in strategies {
+                let run = dosim::drive::drive(
+                    &scenario,
+                    &pricing,
+                    &extra,
+                    &dosim::drive::Options {
+                        strategy: s,
+                        ..opts.clone()
+                    },
+                )?;
+                let stop = !matches!(run.status, dosim::drive::RunStatus::Complete);
+                if let Some(d) = &run.report.drive {
+                    println!("{s}:{}", d.render_text());
+                }
+                runs.push(run);
+                if stop {
+                    break;
+                }
+            }
+            let reports: Vec<Report> = runs.iter().map(|r| r.report.clone()).collect();
+            let table = render_comparison(&reports);
+            print!("{table}");
             if let Some(path) = json {
-                write(&path, &run.report.to_json())?;
+                let doc = serde_json::json!({ "scenario": scenario.name, "reports": reports });
+                write(&path, &(serde_json::to_string_pretty(&doc)? + "\n"))?;
             }
-            let code = run.exit_code();
-            match &run.status {
-                dosim::drive::RunStatus::Complete if code == EXIT_THRESHOLD => {
-                    eprintln!("some thresholds failed")
-                }
-                dosim::drive::RunStatus::Complete if code != 0 => {
-                    eprintln!("error: the driver's counts and the Worker's stats differ")
-                }
-                dosim::drive::RunStatus::Complete => {}
-                dosim::drive::RunStatus::TargetDown(why)
-                | dosim::drive::RunStatus::Interrupted(why) => {
-                    eprintln!("error: the run stopped early: {why}")
-                }
+            if let Some(path) = csv {
+                write(&path, &comparison_csv(&reports))?;
             }
-            Ok(ExitCode::from(code))
+            if let Some(path) = markdown {
+                write(&path, &format!("```text\n{table}```\n"))?;
+            }
+            // The first failure that is not a threshold (an early stop, a difference from the
+            // Worker's stats) wins; else a failed threshold; else success.
+            let codes: Vec<ExitCode> = runs.iter().map(|r| drive_exit(r, true)).collect();
+            let worst = runs
+                .iter()
+                .zip(&codes)
+                .find(|(r, _)| !matches!(r.exit_code(), 0 | EXIT_THRESHOLD))
+                .or_else(|| runs.iter().zip(&codes).find(|(r, _)| r.exit_code() != 0))
+                .map_or(ExitCode::SUCCESS, |(_, c)| *c);
+            Ok(worst)
         }
         Command::Cost {
             usage,
@@ -377,6 +424,29 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// The exit code of one drive, with a line on standard error saying why when it is not 0.
+fn drive_exit(run: &dosim::drive::DriveRun, several: bool) -> ExitCode {
+    let code = run.exit_code();
+    let who = if several {
+        format!("{}: ", run.report.strategy)
+    } else {
+        String::new()
+    };
+    match &run.status {
+        dosim::drive::RunStatus::Complete if code == EXIT_THRESHOLD => {
+            eprintln!("{who}some thresholds failed")
+        }
+        dosim::drive::RunStatus::Complete if code != 0 => {
+            eprintln!("{who}error: the driver's counts and the Worker's stats differ")
+        }
+        dosim::drive::RunStatus::Complete => {}
+        dosim::drive::RunStatus::TargetDown(why) | dosim::drive::RunStatus::Interrupted(why) => {
+            eprintln!("{who}error: the run stopped early: {why}")
+        }
+    }
+    ExitCode::from(code)
 }
 
 fn threshold_exit(reports: &[Report]) -> ExitCode {

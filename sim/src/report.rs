@@ -417,7 +417,12 @@ pub fn render_comparison(reports: &[Report]) -> String {
     };
     let _ = writeln!(
         o,
-        "dosim compare: scenario {} · seed {} · window {} · prices {} · {}",
+        "dosim {}: scenario {} · seed {} · window {} · prices {} · {}",
+        if first.mode == "drive" {
+            "drive, strategies side by side"
+        } else {
+            "compare"
+        },
         first.scenario,
         first.seed,
         human_seconds(first.window_seconds),
@@ -522,7 +527,12 @@ pub fn render_comparison(reports: &[Report]) -> String {
         );
         if refc.bill_under_reference_pricing.is_some() {
             let label = format!(
-                "  simulated usage at the estimate's prices ({})",
+                "  {} usage at the estimate's prices ({})",
+                if first.mode == "drive" {
+                    "measured and projected"
+                } else {
+                    "simulated"
+                },
                 refc.bill_under_reference_pricing
                     .as_ref()
                     .map_or("", |b| b.pricing.as_str())
