@@ -320,26 +320,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(drive_exit(&run, false));
             }
-            // One run per strategy, in turn; a run that stops early ends the sequence (the
-            // target is gone, or the user pressed Ctrl-C), and what was measured is written.
-            let mut runs = Vec::new();
-            for s in strategies {
-                let run = dosim::drive::drive(
-                    &scenario,
-                    &pricing,
-                    &extra,
-                    &dosim::drive::Options {
-                        strategy: s,
-                        ..opts.clone()
-                    },
-                )?;
-                let stop = !matches!(run.status, dosim::drive::RunStatus::Complete);
+            let runs = dosim::drive::drive_each(&scenario, &pricing, &extra, &opts, &strategies)?;
+            for run in &runs {
                 if let Some(d) = &run.report.drive {
-                    println!("{s}:{}", d.render_text());
-                }
-                runs.push(run);
-                if stop {
-                    break;
+                    println!("{}:{}", run.report.strategy, d.render_text());
                 }
             }
             let reports: Vec<Report> = runs.iter().map(|r| r.report.clone()).collect();

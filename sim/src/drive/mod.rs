@@ -261,6 +261,36 @@ impl Probe for LocalProbe {
     }
 }
 
+/// Drive each strategy in turn with the same options (each `--local` run on a fresh
+/// workerd). A run that stops early (the target went away, Ctrl-C) ends the sequence: the
+/// runs so far are returned, the last one saying why it stopped.
+pub fn drive_each(
+    scenario: &Scenario,
+    pricing: &PriceTable,
+    extra_thresholds: &[Threshold],
+    opts: &Options,
+    strategies: &[Strategy],
+) -> Result<Vec<DriveRun>, DriveError> {
+    let mut runs = Vec::new();
+    for &strategy in strategies {
+        let run = drive(
+            scenario,
+            pricing,
+            extra_thresholds,
+            &Options {
+                strategy,
+                ..opts.clone()
+            },
+        )?;
+        let stop = !matches!(run.status, RunStatus::Complete);
+        runs.push(run);
+        if stop {
+            break;
+        }
+    }
+    Ok(runs)
+}
+
 /// Drive `scenario` as `opts` say and return the report. Blocks; runs its own tokio
 /// runtime. A local workerd is stopped before this returns, whatever happened.
 pub fn drive(
