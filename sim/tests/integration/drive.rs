@@ -799,3 +799,59 @@ fn several_strategies_are_driven_in_turn_and_compared_side_by_side() {
     assert_eq!(table.lines().count(), 3, "{table}");
     assert!(table.lines().nth(2).unwrap().contains(",sharded:2,drive,"));
 }
+
+#[test]
+fn ctrl_c_writes_a_partial_report_stops_workerd_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path(), "fixed.toml", FIXED_ROOMS);
+    let json = dir.path().join("interrupted.json");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dosim"))
+        .current_dir(repo())
+        .args(["drive", scenario.to_str().unwrap(), "--local"])
+        .args(["--duration", "60s", "--from", "2h", "--quiet"])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past workerd's start and the 2 s ramp, into the window; then SIGINT to dosim alone
+    // (not to workerd).
+    std::thread::sleep(Duration::from_secs(6));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("dosim drive did not stop after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["drive"]["status"], "interrupted");
+    // What was measured before the interrupt is there.
+    assert!(
+        r["messages"]["sent"].as_u64().unwrap() > 0,
+        "{}",
+        r["messages"]
+    );
+    assert!(r["latency_ms"]["message"]["count"].as_u64().unwrap() > 0);
+    // And the workerd it started is gone.
+    let pid = r["drive"]["local"]["pid"].as_u64().expect("workerd's pid");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "workerd {pid} still runs"
+    );
+}
