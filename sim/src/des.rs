@@ -538,7 +538,11 @@ impl<'a> Simulation<'a> {
     /// Run admission for `s`; the client hears the answer at `answer_at`.
     fn decide(&mut self, answer_at: u64, s: Sid) {
         let room = self.sess(s).room;
-        match self.admission.join(Self::uid(s), room) {
+        let outcome = self.admission.join(Self::uid(s), room);
+        if !matches!(outcome, JoinOutcome::Rejected(_)) {
+            self.lobby_rows(1);
+        }
+        match outcome {
             JoinOutcome::Admitted => {
                 self.sess(s).phase = Phase::Joining;
                 self.events.schedule(answer_at, Event::Seated(s));
@@ -765,7 +769,11 @@ impl<'a> Simulation<'a> {
     /// Free the session's seat or queue place at time `at` and notify promoted users.
     fn leave(&mut self, at: u64, s: Sid) {
         let promoted = match self.admission.leave(Self::uid(s)) {
-            LeaveOutcome::Left { promoted } | LeaveOutcome::Abandoned { promoted } => promoted,
+            LeaveOutcome::Left { promoted } | LeaveOutcome::Abandoned { promoted } => {
+                // The departure, and each promotion, change the lobby's stored state.
+                self.lobby_rows(1 + promoted.len());
+                promoted
+            }
             LeaveOutcome::Unknown => Vec::new(),
         };
         self.free_session(s);
@@ -784,6 +792,16 @@ impl<'a> Simulation<'a> {
             }
         }
         self.track_peaks();
+    }
+
+    /// `changes` changes of the lobby's state, each writing its storage rows (lobby mode
+    /// only; the single object keeps its global view in memory with its sockets).
+    fn lobby_rows(&mut self, changes: usize) {
+        if self.use_lobby {
+            let rows = changes as f64 * self.scenario.platform.lobby_rows_written_per_change;
+            self.out.usage.billable.sqlite_rows_written += rows;
+            self.out.usage.lobby_rows_written += rows;
+        }
     }
 
     fn close_socket(&mut self, now: u64, object: u32) {
@@ -876,7 +894,7 @@ pub fn simulate_report(
         && (scenario.limits.max_active_rooms.is_some()
             || scenario.limits.max_total_connections.is_some())
     {
-        notes.push("global limits outside the single-object design: a lobby object admits and releases (1 RPC per join, leave and promotion)".to_string());
+        notes.push("global limits outside the single-object design: a lobby object admits and releases (1 RPC per join, leave and promotion; platform.lobby_rows_written_per_change storage rows written per change of its state)".to_string());
     }
     Report::assemble(Parts {
         mode: "simulate",

@@ -108,6 +108,9 @@ pub struct RunUsage {
     pub overload_errors: u64,
     /// All requests that reached an object (connects, messages, RPCs, closes).
     pub object_requests: u64,
+    /// Of `sqlite_rows_written`, the rows the lobby wrote to keep its state (deleted again
+    /// when users leave, so they add nothing to storage).
+    pub lobby_rows_written: f64,
 }
 
 /// The monthly projection.
@@ -643,6 +646,8 @@ pub struct PerSessionLines {
     pub do_websocket_connects: f64,
     /// Monthly Durable Object requests (lobby RPCs).
     pub do_requests: f64,
+    /// Monthly storage rows the lobby writes (part of `sqlite_rows_written`).
+    pub lobby_rows_written: f64,
     /// How they were projected.
     pub method: String,
 }
@@ -652,18 +657,22 @@ impl Report {
     pub fn assemble(p: Parts<'_>) -> crate::Result<Report> {
         let (mut method, factor) = p.projection;
         let mut billable = p.usage.billable.scaled(factor);
+        let mut lobby_rows_written = p.usage.lobby_rows_written * factor;
         if let Some(ps) = &p.per_session {
             billable.worker_requests = ps.worker_requests;
             billable.worker_cpu_ms = ps.worker_cpu_ms;
             billable.do_websocket_connects = ps.do_websocket_connects;
             billable.do_requests = ps.do_requests;
+            billable.sqlite_rows_written += ps.lobby_rows_written - lobby_rows_written;
+            lobby_rows_written = ps.lobby_rows_written;
             method.push_str("; ");
             method.push_str(&ps.method);
         }
         // Stored data accumulates, so scaling the window's GB-months would understate it:
-        // price the month's average volume instead.
+        // price the month's average volume instead. The lobby's rows are deleted again.
         let persist = &p.scenario.persistence;
-        if billable.sqlite_rows_written > 0.0 {
+        let stored_rows = (billable.sqlite_rows_written - lobby_rows_written).max(0.0);
+        if stored_rows > 0.0 {
             let month = crate::scenario::MONTH_SECONDS as f64;
             let (kept, how) = match persist.retention {
                 Some(r) => (
@@ -676,7 +685,7 @@ impl Report {
                 ),
             };
             billable.sqlite_stored_gb_months =
-                billable.sqlite_rows_written * f64::from(persist.row_bytes) / 1e9 * (kept / month);
+                stored_rows * f64::from(persist.row_bytes) / 1e9 * (kept / month);
             method.push_str(&format!("; storage GB-months: {how}"));
         }
         let monthly = MonthlyUsage {
@@ -686,6 +695,7 @@ impl Report {
                 billable,
                 overload_errors: (p.usage.overload_errors as f64 * factor).round() as u64,
                 object_requests: (p.usage.object_requests as f64 * factor).round() as u64,
+                lobby_rows_written,
                 ..p.usage.clone()
             },
         };

@@ -544,6 +544,10 @@ pub struct Platform {
     /// WebSockets one object can hold; a connect beyond it is refused
     /// (`object_socket_limit`). Cloudflare documents 32,768 for hibernatable sockets.
     pub max_sockets_per_object: u32,
+    /// Storage rows the lobby writes per change of its state (an admitted or queued join, a
+    /// departure, a promotion), so that its global view survives its own eviction; the
+    /// project's Worker writes one (a key per user, deleted when the user leaves).
+    pub lobby_rows_written_per_change: f64,
     /// Service times.
     pub service: Service,
     /// Overload rule.
@@ -558,6 +562,7 @@ impl Default for Platform {
             idle_tail: None,
             worker_cpu_ms_per_connect: 1.0,
             max_sockets_per_object: 32_768,
+            lobby_rows_written_per_change: 1.0,
             service: Service::default(),
             overload: Overload::default(),
         }
@@ -855,6 +860,13 @@ impl Scenario {
             return bad(
                 "platform.max_sockets_per_object",
                 "must be at least 1".into(),
+            );
+        }
+        let lobby_rows = self.platform.lobby_rows_written_per_change;
+        if !(lobby_rows.is_finite() && lobby_rows >= 0.0) {
+            return bad(
+                "platform.lobby_rows_written_per_change",
+                "must be >= 0".into(),
             );
         }
         if self.platform.worker_cpu_ms_per_connect < 0.0 {

@@ -58,9 +58,10 @@
 //! divided by the plan's session-seconds inside the covered scenario time. In steady state
 //! usage grows with occupancy (messages, object time), so the window's usage per occupied
 //! second is taken as the month's. The lines that follow sessions — connects, Worker
-//! requests and CPU, lobby joins — are projected per session instead: the expected arrivals
-//! of a 30-day month × what each session the driver started (carried and arriving) made,
-//! because a short window at the scenario's real rate holds few arrivals. Admission losses
+//! requests and CPU, the lobby's RPCs and storage rows — are projected per session instead:
+//! the expected arrivals of a 30-day month × what each session the driver started (carried
+//! and arriving) made, because a short window at the scenario's real rate holds few
+//! arrivals, and at a busy hour arrivals outpace occupancy. Admission losses
 //! in the run are assumed for the whole month.
 //!
 //! # Usage lines
@@ -546,8 +547,10 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
                         &s.m.totals,
                         &s.m.per_object,
                     ));
+                    let t = &s.m.totals;
+                    let changes = t.admitted + t.queued_joins + t.left + t.abandoned + t.promoted;
                     drop(s);
-                    report_lobby_rows(&after, stats_before.as_ref(), &mut inp.warnings);
+                    report_lobby_rows(&after, stats_before.as_ref(), changes, &mut inp.warnings);
                 }
                 Err(e) => inp
                     .warnings
@@ -644,16 +647,23 @@ fn check_limits(s: &Scenario, stats: &Stats, warnings: &mut Vec<String>) {
     }
 }
 
-fn report_lobby_rows(after: &Stats, before: Option<&Stats>, warnings: &mut Vec<String>) {
+/// The lobby's storage rows are billed as modelled (one per change of its state, the
+/// scenario's `lobby_rows_written_per_change`); say so when the Worker wrote another number.
+fn report_lobby_rows(
+    after: &Stats,
+    before: Option<&Stats>,
+    changes: u64,
+    warnings: &mut Vec<String>,
+) {
     if let Some(l) = &after.lobby {
         let b = before
             .and_then(|b| b.lobby.as_ref())
             .filter(|b| b.instance == l.instance)
             .map_or(0, |b| b.rows_written);
         let rows = l.rows_written.saturating_sub(b);
-        if rows > 0 {
+        if rows != changes {
             warnings.push(format!(
-                "the lobby wrote {rows} storage rows during the run (not in the simulator's model, not billed here)"
+                "the lobby wrote {rows} storage rows during the run, where the driver saw {changes} changes of its state (joins admitted or queued, departures, promotions): the bill counts rows per change as the scenario says"
             ));
         }
     }
@@ -734,7 +744,15 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         (m.socket_seconds + lobby_busy, m.tail_seconds)
     };
     let per = &s.persistence;
-    let rows_written = messages_in as f64 * per.rows_written_per_message;
+    // The lobby's state changes in the window: first answers admitted or queued, departures,
+    // promotions (`seatings` counts admitted first answers and promotions).
+    let lobby_rows = if b.lobby_mode {
+        (c.seatings + m.window.queued + c.departures) as f64 * p.lobby_rows_written_per_change
+    } else {
+        0.0
+    };
+    let message_rows = messages_in as f64 * per.rows_written_per_message;
+    let rows_written = message_rows + lobby_rows;
     let kept = per.retention.map_or(MONTH_SECONDS as f64 / 2.0, |r| {
         r.secs().min(MONTH_SECONDS as f64)
     });
@@ -750,7 +768,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             do_idle_tail_seconds: tail,
             sqlite_rows_read: c.seatings as f64 * per.rows_read_per_join,
             sqlite_rows_written: rows_written,
-            sqlite_stored_gb_months: rows_written * f64::from(per.row_bytes) / 1e9 * kept
+            sqlite_stored_gb_months: message_rows * f64::from(per.row_bytes) / 1e9 * kept
                 / MONTH_SECONDS as f64,
         },
         objects_created: m.per_object.iter().filter(|o| o.upgrades > 0).count() as u64
@@ -766,6 +784,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             .copied()
             .unwrap_or(0),
         object_requests: c.upgrades + messages_in + lobby_rpcs + c.departures,
+        lobby_rows_written: lobby_rows,
     };
     let mut sources = BTreeMap::new();
     let mut src = |k: &str, v: &str| {
@@ -779,7 +798,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     src(
         "do_requests",
         if b.lobby_mode {
-            "derived from measured counts: 1 lobby RPC per join, departure and promotion (as the Worker does; checked by the reconciliation)"
+            "derived from measured counts: 1 lobby RPC per join, departure and promotion (as the Worker does; checked by the reconciliation); the month: per session started, see monthly_usage.method"
         } else {
             "0: no lobby in this strategy and configuration"
         },
@@ -818,7 +837,11 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     );
     src(
         "sqlite_rows_written",
-        "modelled: messages × persistence.rows_written_per_message",
+        if b.lobby_mode {
+            "modelled: messages × persistence.rows_written_per_message, plus the lobby's state changes counted by the driver (first answers admitted or queued, departures, promotions) × platform.lobby_rows_written_per_change"
+        } else {
+            "modelled: messages × persistence.rows_written_per_message"
+        },
     );
     src(
         "sqlite_stored_gb_months",
@@ -850,30 +873,42 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     // connects a session makes.
     let started = m.carried.started + m.window.started;
     let per_session = (started > 0 && factor > 0.0).then(|| {
+        let t = &m.totals;
         let per = |n: u64| n as f64 / started as f64;
-        let connects = per(m.totals.upgrades);
-        let requests = per(m.totals.upgrades + c.worker_requests.saturating_sub(c.upgrades));
-        let month = pr.month_arrivals;
-        let joins = if b.lobby_mode { connects * month } else { 0.0 };
-        let others = if b.lobby_mode {
-            (c.departures + c.promotions) as f64 * factor
+        let connects = per(t.upgrades);
+        let requests = per(t.upgrades + c.worker_requests.saturating_sub(c.upgrades));
+        // In lobby mode, per session: a join RPC per upgrade; a leave RPC and two changes of
+        // the lobby's state (in, out) per join admitted or queued; an RPC and a change per
+        // promotion.
+        let placed = t.admitted + t.queued_joins;
+        let (lobby_rpcs, lobby_changes) = if b.lobby_mode {
+            (
+                per(t.upgrades + placed + t.promoted),
+                per(2 * placed + t.promoted),
+            )
         } else {
-            0.0
+            (0.0, 0.0)
         };
+        let month = pr.month_arrivals;
         crate::report::PerSessionLines {
             worker_requests: requests * month,
             worker_cpu_ms: requests * month * p.worker_cpu_ms_per_connect,
             do_websocket_connects: connects * month,
-            do_requests: joins + others,
+            do_requests: lobby_rpcs * month,
+            lobby_rows_written: lobby_changes * month * p.lobby_rows_written_per_change,
             method: format!(
-                "connects, Worker requests{}: expected arrivals of a 30-day month ({}) × per session started in the run ({} carried + {} arrivals: {:.4} connects, {:.4} requests each){}",
-                if b.lobby_mode { " and lobby joins" } else { "" },
+                "connects, Worker requests{}: expected arrivals of a 30-day month ({}) × per session started in the run ({} carried + {} arrivals: {:.4} connects, {:.4} requests{} each)",
+                if b.lobby_mode { ", lobby RPCs and lobby rows" } else { "" },
                 crate::report::human_count(month.round()),
                 m.carried.started,
                 m.window.started,
                 connects,
                 requests,
-                if b.lobby_mode { "; lobby departures and promotions by the factor" } else { "" },
+                if b.lobby_mode {
+                    format!(", {lobby_rpcs:.4} lobby RPCs, {lobby_changes:.4} lobby changes")
+                } else {
+                    String::new()
+                },
             ),
         }
     });

@@ -642,6 +642,20 @@ fn dosim_drive_local_reconciles_exactly_with_the_worker_for_every_strategy() {
             let s = &r["sessions"];
             assert!(s["arrived"].as_u64().unwrap() >= 10, "{what}: {s}");
             assert!(s["queued"].as_u64().unwrap() > 0, "{what}: {s}");
+            // With a lobby (a global limit outside single), its state changes are billed as
+            // storage rows written, and they are the only rows here.
+            let m = &r["monthly_usage"];
+            let lobby_rows = m["lobby_rows_written"].as_f64().unwrap();
+            if what.ends_with("single") {
+                assert_eq!(lobby_rows, 0.0, "{what}");
+            } else {
+                assert!(lobby_rows > 0.0, "{what}");
+                assert_eq!(
+                    m["sqlite_rows_written"].as_f64().unwrap(),
+                    lobby_rows,
+                    "{what}"
+                );
+            }
         }
         // The same shape as `dosim simulate`.
         for key in [

@@ -136,7 +136,25 @@ fn global_limits_outside_single_cost_lobby_rpcs() {
             o.usage.objects_created,
             u64::from(strategy.object_count(8)) + 1
         );
+        // The lobby writes a row per change of its state: at most one per RPC (a rejected
+        // join changes nothing), and they are the only rows written here.
+        let rows = o.usage.lobby_rows_written;
+        assert!(
+            rows > 0.0 && rows <= o.usage.billable.do_requests,
+            "{strategy}: {rows}"
+        );
+        assert_eq!(o.usage.billable.sqlite_rows_written, rows);
+        assert_eq!(o.usage.billable.sqlite_stored_gb_months, 0.0);
+        // Twice the rows per change, twice the rows: the same run otherwise.
+        let twice = small_with_limits(
+            "max_total_connections = 30",
+            "[platform]\nlobby_rows_written_per_change = 2.0\n",
+        );
+        let o2 = simulate(&twice, strategy);
+        assert_eq!(o2.usage.lobby_rows_written, 2.0 * rows, "{strategy}");
+        assert_eq!(o2.usage.billable.do_requests, o.usage.billable.do_requests);
     }
+    assert_eq!(single.usage.lobby_rows_written, 0.0);
     // Without global limits there is no lobby.
     let o = simulate(&small(""), Strategy::PerRoom);
     assert_eq!(o.usage.billable.do_requests, 0.0);
