@@ -235,18 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let reports = dosim::des::compare(&scenario, &strategies, &pricing, &extra)?;
-            let table = render_comparison(&reports);
-            print!("{table}");
-            if let Some(path) = json {
-                let doc = serde_json::json!({ "scenario": scenario.name, "reports": reports });
-                write(&path, &(serde_json::to_string_pretty(&doc)? + "\n"))?;
-            }
-            if let Some(path) = csv {
-                write(&path, &comparison_csv(&reports))?;
-            }
-            if let Some(path) = markdown {
-                write(&path, &format!("```text\n{table}```\n"))?;
-            }
+            print_comparison(&scenario, &reports, json, csv, markdown)?;
             Ok(threshold_exit(&reports))
         }
         Command::Sweep {
@@ -327,18 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let reports: Vec<Report> = runs.iter().map(|r| r.report.clone()).collect();
-            let table = render_comparison(&reports);
-            print!("{table}");
-            if let Some(path) = json {
-                let doc = serde_json::json!({ "scenario": scenario.name, "reports": reports });
-                write(&path, &(serde_json::to_string_pretty(&doc)? + "\n"))?;
-            }
-            if let Some(path) = csv {
-                write(&path, &comparison_csv(&reports))?;
-            }
-            if let Some(path) = markdown {
-                write(&path, &format!("```text\n{table}```\n"))?;
-            }
+            print_comparison(&scenario, &reports, json, csv, markdown)?;
             // The first failure that is not a threshold (an early stop, a difference from the
             // Worker's stats) wins; else a failed threshold; else success.
             let codes: Vec<ExitCode> = runs.iter().map(|r| drive_exit(r, true)).collect();
@@ -407,6 +385,30 @@ fn load(path: &Path, common: &Common) -> anyhow::Result<(Scenario, PriceTable, V
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Print reports side by side, and write them where asked: every report as one JSON
+/// document, the headline figures as CSV, the table as Markdown.
+fn print_comparison(
+    scenario: &Scenario,
+    reports: &[Report],
+    json: Option<PathBuf>,
+    csv: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let table = render_comparison(reports);
+    print!("{table}");
+    if let Some(path) = json {
+        let doc = serde_json::json!({ "scenario": scenario.name, "reports": reports });
+        write(&path, &(serde_json::to_string_pretty(&doc)? + "\n"))?;
+    }
+    if let Some(path) = csv {
+        write(&path, &comparison_csv(reports))?;
+    }
+    if let Some(path) = markdown {
+        write(&path, &format!("```text\n{table}```\n"))?;
+    }
     Ok(())
 }
 
