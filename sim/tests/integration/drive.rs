@@ -673,6 +673,14 @@ fn dosim_drive_local_reconciles_exactly_with_the_worker_for_every_strategy() {
         }
         assert!(r["latency_ms"]["message"]["count"].as_u64().unwrap() > 0);
         assert!(r["latency_ms"]["object_queue"]["p50"].is_null());
+        // Every key of the drive block is documented in sim/REPORT.md.
+        let doc = std::fs::read_to_string(repo().join("sim/REPORT.md")).unwrap();
+        for key in r["drive"].as_object().unwrap().keys() {
+            assert!(
+                doc.contains(&format!("`{key}`")),
+                "{key} is not in sim/REPORT.md"
+            );
+        }
         assert!(
             r["drive"]["cpu"]["window_cpu_ms"].as_f64().is_some(),
             "{what}"
