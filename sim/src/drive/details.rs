@@ -233,7 +233,7 @@ impl DriveDetails {
         let c = &self.carried;
         let _ = writeln!(
             o,
-            "  carried sessions: {} planned, {} seated, {} queued, {} rejected, {} failed",
+            "  carried sessions: {} planned, {} seated (promoted ones included), {} queued first, {} rejected, {} failed",
             c.planned, c.admitted, c.queued, c.rejected, c.failed
         );
         let a = &self.arrivals;
