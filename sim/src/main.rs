@@ -12,7 +12,7 @@ use dosim::pricing::PriceTable;
 use dosim::report::{comparison_csv, render_comparison, Report};
 use dosim::scenario::{Dur, Scenario};
 use dosim::threshold::Threshold;
-use dosim::usage::Usage;
+use dosim::usage::UsageFile;
 
 /// Which sharding design to run for real-time rooms on Cloudflare Durable Objects, what it
 /// costs per month, and what latency users see.
@@ -334,8 +334,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let table = PriceTable::builtin(&pricing).map_err(dosim::Error::from)?;
-            let usage = Usage::from_file(&usage)?;
-            let bill = dosim::pricing::price(&usage, &table);
+            let file = UsageFile::read(&usage)?;
+            if !file.ignored.is_empty() {
+                eprintln!(
+                    "note: {}: not billed, read as report figures: {}",
+                    usage.display(),
+                    file.ignored.join(", ")
+                );
+            }
+            let bill = dosim::pricing::price(&file.usage, &table).map_err(dosim::Error::from)?;
             println!("{} — {}", table.name, table.title);
             print!("{}", bill.render_text());
             if let Some(path) = json {

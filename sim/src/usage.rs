@@ -64,37 +64,182 @@ impl Usage {
     }
 }
 
+/// The keys of a usage file that a report's `usage` and `monthly_usage` blocks carry beside
+/// the billable ones: run figures (peaks, counts) and the projection's `method` and `factor`.
+/// A usage file may contain them — a block pasted from a report prices as it stands — and
+/// they are read and ignored: none is billed, and `lobby_rows_written` is already part of
+/// `sqlite_rows_written`.
+pub const REPORT_ONLY_KEYS: [&str; 10] = [
+    "objects_created",
+    "peak_connections",
+    "peak_active_objects",
+    "peak_queue_length",
+    "peak_active_rooms",
+    "overload_errors",
+    "object_requests",
+    "lobby_rows_written",
+    "method",
+    "factor",
+];
+
 impl Usage {
-    /// Read a usage file (TOML, the keys above; absent keys are zero).
-    pub fn from_file(path: &std::path::Path) -> crate::Result<Usage> {
+    /// The billable keys, in the order of the struct (and of a report's usage listing).
+    pub const KEYS: [&'static str; 11] = [
+        "worker_requests",
+        "worker_cpu_ms",
+        "do_requests",
+        "do_websocket_connects",
+        "do_websocket_messages_in",
+        "do_websocket_messages_out",
+        "do_active_seconds",
+        "do_idle_tail_seconds",
+        "sqlite_rows_read",
+        "sqlite_rows_written",
+        "sqlite_stored_gb_months",
+    ];
+
+    /// The quantity of billable key `key` (one of [`Usage::KEYS`]).
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut f64> {
+        Some(match key {
+            "worker_requests" => &mut self.worker_requests,
+            "worker_cpu_ms" => &mut self.worker_cpu_ms,
+            "do_requests" => &mut self.do_requests,
+            "do_websocket_connects" => &mut self.do_websocket_connects,
+            "do_websocket_messages_in" => &mut self.do_websocket_messages_in,
+            "do_websocket_messages_out" => &mut self.do_websocket_messages_out,
+            "do_active_seconds" => &mut self.do_active_seconds,
+            "do_idle_tail_seconds" => &mut self.do_idle_tail_seconds,
+            "sqlite_rows_read" => &mut self.sqlite_rows_read,
+            "sqlite_rows_written" => &mut self.sqlite_rows_written,
+            "sqlite_stored_gb_months" => &mut self.sqlite_stored_gb_months,
+            _ => return None,
+        })
+    }
+}
+
+/// A usage file as read: its billable quantities and the report-only keys it contained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageFile {
+    /// The billable quantities (absent keys are 0).
+    pub usage: Usage,
+    /// Keys of [`REPORT_ONLY_KEYS`] found in the file, sorted: read, not billed.
+    pub ignored: Vec<String>,
+}
+
+impl UsageFile {
+    /// Reads a usage file: TOML with the keys of [`Usage::KEYS`] at the top level, each a
+    /// number (integer or float); absent keys are 0, [`REPORT_ONLY_KEYS`] are ignored.
+    ///
+    /// Refused, naming the file, line and key: an unknown key, a value that is not a number,
+    /// and a quantity that cannot be priced — negative, NaN, infinite or above
+    /// [`crate::pricing::MAX_QUANTITY`] (the one rule, [`crate::pricing::to_quantity`]).
+    pub fn read(path: &std::path::Path) -> crate::Result<UsageFile> {
         let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let usage: Usage = crate::scenario::parse_toml(&text, path)?;
-        let fields = [
-            ("worker_requests", usage.worker_requests),
-            ("worker_cpu_ms", usage.worker_cpu_ms),
-            ("do_requests", usage.do_requests),
-            ("do_websocket_connects", usage.do_websocket_connects),
-            ("do_websocket_messages_in", usage.do_websocket_messages_in),
-            ("do_websocket_messages_out", usage.do_websocket_messages_out),
-            ("do_active_seconds", usage.do_active_seconds),
-            ("do_idle_tail_seconds", usage.do_idle_tail_seconds),
-            ("sqlite_rows_read", usage.sqlite_rows_read),
-            ("sqlite_rows_written", usage.sqlite_rows_written),
-            ("sqlite_stored_gb_months", usage.sqlite_stored_gb_months),
-        ];
-        for (key, v) in fields {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(crate::scenario::locate(
-                    &text,
-                    path,
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a usage file; `path` is named in errors.
+    pub fn parse(text: &str, path: &std::path::Path) -> crate::Result<UsageFile> {
+        let table: toml::Table = crate::scenario::parse_toml(text, path)?;
+        let fail = |key: &str, message: String| crate::scenario::locate(text, path, key, message);
+        let mut usage = Usage::default();
+        let mut ignored = Vec::new();
+        for (key, value) in &table {
+            if let Some(slot) = usage.get_mut(key) {
+                let x = match value {
+                    toml::Value::Integer(i) => *i as f64,
+                    toml::Value::Float(f) => *f,
+                    other => {
+                        return Err(fail(
+                            key,
+                            format!("must be a number, found a {}", other.type_str()),
+                        ))
+                    }
+                };
+                crate::pricing::to_quantity(x).map_err(|e| fail(key, e.to_string()))?;
+                *slot = x;
+            } else if REPORT_ONLY_KEYS.contains(&key.as_str()) {
+                ignored.push(key.clone());
+            } else if value.is_table() {
+                return Err(fail(
                     key,
-                    format!("must be a non-negative number, found {v}"),
+                    "is a table: write the usage keys at the top level of the file, without a \
+                     [header]"
+                        .to_string(),
+                ));
+            } else {
+                return Err(fail(
+                    key,
+                    format!(
+                        "unknown key; a usage file takes {} (a report's {} are read and \
+                         ignored)",
+                        Usage::KEYS.join(", "),
+                        REPORT_ONLY_KEYS.join(", ")
+                    ),
                 ));
             }
         }
-        Ok(usage)
+        Ok(UsageFile { usage, ignored })
+    }
+}
+
+/// The stored GB-months of a 30-day month in which `rows_per_month` rows of `row_bytes` bytes
+/// each are written at the same pace every day, kept for `retention` (absent: forever), with
+/// how it was computed.
+///
+/// Cloudflare counts a GB-month as the average, over the 30-day billing period, of each day's
+/// peak stored data. With identical days that is exact in two cases:
+/// - no retention, the first month from empty: storage only grows, so day `d`'s peak is its
+///   end, `d` days of rows; the average over `d` = 1..30 is 31/60 of the month's rows (not
+///   the time average, 1/2);
+/// - a retention of whole days, in steady state: the rows of the last `retention` are stored
+///   at every instant, the same volume all day, so each day's peak is that volume.
+///
+/// A retention with a fraction of a day makes the volume rise and fall within a day; its
+/// daily peak depends on when in the day rows are written, which this rule does not see. It
+/// prices the time average instead, which is below Cloudflare's figure by less than one
+/// day's rows, and the method says so with that bound.
+pub fn monthly_stored_gb_months(
+    rows_per_month: f64,
+    row_bytes: u32,
+    retention: Option<crate::scenario::Dur>,
+) -> (f64, String) {
+    const DAYS: f64 = (crate::scenario::MONTH_SECONDS / 86_400) as f64;
+    let gb_per_day = rows_per_month / DAYS * f64::from(row_bytes) / 1e9;
+    match retention {
+        None => (
+            gb_per_day * (DAYS + 1.0) / 2.0,
+            "no retention, the first month from empty: the average of each day's peak (day d \
+             holds d days of rows), 31/60 of the month's rows"
+                .to_string(),
+        ),
+        Some(r) => {
+            const DAY_NS: u64 = 86_400 * 1_000_000_000;
+            let steady = gb_per_day * r.secs() / 86_400.0;
+            let fraction = (r.0 % DAY_NS) as f64 / DAY_NS as f64;
+            if r.0 % DAY_NS == 0 {
+                (
+                    steady,
+                    format!(
+                        "steady state, rows kept {r}: the same volume all day, so each day's \
+                         peak is that volume"
+                    ),
+                )
+            } else {
+                (
+                    steady,
+                    format!(
+                        "steady state, rows kept {r}: the average volume; a retention that is \
+                         not a whole number of days makes the volume rise and fall within a \
+                         day, and Cloudflare bills each day's peak, which can be up to {:.6} \
+                         GB-months more (less than one day's rows)",
+                        gb_per_day * (1.0 - fraction)
+                    ),
+                )
+            }
+        }
     }
 }
