@@ -155,9 +155,11 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Price a month of usage (a TOML file with the keys of a report's `usage` block).
+    /// Price a month of usage: a TOML file with the keys of a report's `monthly_usage` block
+    /// (see scenarios/usage-example.toml).
     Cost {
-        /// Usage file (TOML); absent keys are zero.
+        /// Usage file (TOML): billable keys at the top level, absent = 0; a report's run
+        /// figures (peaks, method, factor) are read and ignored.
         usage: PathBuf,
         /// Price table (see `dosim pricing`).
         #[arg(long, default_value = PriceTable::DEFAULT)]
