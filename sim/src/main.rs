@@ -156,7 +156,7 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Price a month of usage: a TOML file with the keys of a report's `monthly_usage` block
-    /// (see scenarios/usage-example.toml).
+    /// (see scenarios/usage/example.toml).
     Cost {
         /// Usage file (TOML): billable keys at the top level, absent = 0; a report's run
         /// figures (peaks, method, factor) are read and ignored.

@@ -4,7 +4,7 @@
 //! file that `dosim cost` prices ([`UsageFile`]). Every field is a plain count so that a usage
 //! block from any source can be re-priced under any price table. A report's blocks also carry
 //! run figures ([`REPORT_ONLY_KEYS`]); a usage file may contain them, and they are ignored, so
-//! a block copied from a report prices to that report's bill. `scenarios/usage-example.toml`
+//! a block copied from a report prices to that report's bill. `scenarios/usage/example.toml`
 //! is a commented example.
 //!
 //! Stored data of a simulated or driven month follows Cloudflare's GB-month (the average of

@@ -156,7 +156,7 @@ fn a_reports_usage_blocks_price_to_the_reports_own_bill() {
     }
 
     // The shipped example is that month, as its comments say.
-    let example = repo().join("scenarios/usage-example.toml");
+    let example = repo().join("scenarios/usage/example.toml");
     let shipped = dosim::usage::UsageFile::read(&example).unwrap();
     assert!(shipped.ignored.is_empty());
     let shipped = serde_json::to_value(&shipped.usage).unwrap();
@@ -167,7 +167,7 @@ fn a_reports_usage_blocks_price_to_the_reports_own_bill() {
         );
         assert!(
             (a - b).abs() <= 1e-9 * b.abs(),
-            "scenarios/usage-example.toml is out of date: {key} = {a}, the simulation gives {b}"
+            "scenarios/usage/example.toml is out of date: {key} = {a}, the simulation gives {b}"
         );
     }
 
