@@ -12,7 +12,7 @@ use dosim::pricing::PriceTable;
 use dosim::report::{comparison_csv, render_comparison, Report};
 use dosim::scenario::{Dur, Scenario};
 use dosim::threshold::Threshold;
-use dosim::usage::Usage;
+use dosim::usage::UsageFile;
 
 /// Which sharding design to run for real-time rooms on Cloudflare Durable Objects, what it
 /// costs per month, and what latency users see.
@@ -155,9 +155,11 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Price a month of usage (a TOML file with the keys of a report's `usage` block).
+    /// Price a month of usage: a TOML file with the keys of a report's `monthly_usage` block
+    /// (see scenarios/usage/example.toml).
     Cost {
-        /// Usage file (TOML); absent keys are zero.
+        /// Usage file (TOML): billable keys at the top level, absent = 0; a report's run
+        /// figures (peaks, method, factor) are read and ignored.
         usage: PathBuf,
         /// Price table (see `dosim pricing`).
         #[arg(long, default_value = PriceTable::DEFAULT)]
@@ -334,8 +336,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let table = PriceTable::builtin(&pricing).map_err(dosim::Error::from)?;
-            let usage = Usage::from_file(&usage)?;
-            let bill = dosim::pricing::price(&usage, &table);
+            let file = UsageFile::read(&usage)?;
+            if !file.ignored.is_empty() {
+                eprintln!(
+                    "note: {}: not billed, read as report figures: {}",
+                    usage.display(),
+                    file.ignored.join(", ")
+                );
+            }
+            let bill = dosim::pricing::price(&file.usage, &table).map_err(dosim::Error::from)?;
             println!("{} — {}", table.name, table.title);
             print!("{}", bill.render_text());
             if let Some(path) = json {

@@ -12,15 +12,35 @@
 //!   Cloudflare's examples divide by 1,000 MB per GB);
 //! - `idle_tail_billed`: whether [`Usage::do_idle_tail_seconds`] is billed as duration;
 //!
-//! and a [`Rounding`] mode for the two Durable Objects compute lines.
+//! and a [`Rounding`] mode for the two Durable Objects compute lines. A rate may carry a
+//! `note`, shown beside its line of a bill (why a line is $0, how its unit is defined).
 //!
 //! | name | period | rule that sets it apart |
 //! |---|---|---|
 //! | `cloudflare-2026-08` (default) | Aug 2026 onward | DO overage rounded up to whole millions |
-//! | `cloudflare-2024-04` | Apr 2024 – Jul 2026 | proportional |
-//! | `cloudflare-2024-01` | Jan – Mar 2024 | incoming WebSocket messages billed 1:1 |
+//! | `cloudflare-2026-01` | 7 Jan – Jul 2026 | proportional; SQLite storage billed |
+//! | `cloudflare-2024-04` | Apr 2024 – 6 Jan 2026 | proportional; SQLite storage free ($0) |
+//! | `cloudflare-2024-01` | Jan – Mar 2024 | incoming WebSocket messages billed 1:1; SQLite $0 |
 //! | `seed-2024-12` | — | the seed design document's hand-estimate prices |
 //!
+//! The Cloudflare tables' periods follow each other day by day, without gap or overlap (a
+//! test checks it). Storage of SQLite-backed objects — rows read, rows written, stored data —
+//! was free until 2026-01-06: Cloudflare's changelog entry "Billing for SQLite Storage"
+//! enabled its billing with a target date of 2026-01-07, charging only usage on and after that
+//! date; compute was always billed. So the tables before that date price the three SQLite
+//! lines at $0 (their allowances kept as published), and `cloudflare-2026-01` on bills them.
+//!
+//! **A month that straddles a switch** (January 2026: days 1–6 free, 7–31 charged): dosim
+//! prices one month under one table and does not split it. Price it under the later table
+//! with the SQLite quantities of the days on and after the switch only (the allowances are
+//! monthly, so they apply to those days' usage in full), as Cloudflare charges them.
+//!
+//! **GB-month**: Cloudflare counts stored data as the average, over the 30-day billing
+//! period, of each day's peak stored bytes (its Workflows pricing page defines the GB-month
+//! so, "identical to Durable Objects SQL storage"). A usage file gives that figure; for a
+//! simulated or driven month, [`crate::usage::monthly_stored_gb_months`] computes it from the
+//! rows written and says where it can only approximate it.
+
 //! # The bill
 //!
 //! [`price`] turns a usage block into a [`Bill`] of [`LineItem`]s, always in this order and
@@ -52,10 +72,11 @@
 //! converted to a decimal rounded to [`QUANTITY_DECIMALS`] (6) decimal places, half away from
 //! zero: requests and rows are whole numbers in practice, and a millionth of a GB-s or of a
 //! GB-month is far below a cent at any listed price. Derived quantities (messages / ratio,
-//! object-seconds × factor) are computed in decimal and rounded the same way. Negative,
-//! NaN and infinite quantities count as 0; quantities above [`MAX_QUANTITY`] are clamped to it
-//! so that no arithmetic can overflow.
-//!
+//! object-seconds × factor) are computed in decimal and rounded the same way. A quantity that
+//! is negative, NaN, infinite or above [`MAX_QUANTITY`] is refused ([`QuantityError`]), never
+//! clamped or counted as 0, and every sum and product is checked: [`price`] returns an error
+//! rather than a wrong bill, and never panics.
+
 //! # Serialization
 //!
 //! [`Bill`] serializes with serde to the keys `pricing`, `line_items` (each `name`, `unit`,
@@ -92,14 +113,19 @@ pub const SQLITE_STORAGE: &str = "SQLite storage";
 /// Decimal places kept when a usage quantity is converted from `f64`.
 pub const QUANTITY_DECIMALS: u32 = 6;
 
-/// Largest quantity priced (10^15 of any unit); larger usage values are clamped to it.
+/// Largest quantity priced (10^15 of any unit: more than a month of any real deployment, and
+/// small enough that every product and sum of a bill stays exact); larger values are refused.
 pub const MAX_QUANTITY: f64 = 1e15;
 
 /// The built-in tables, current first.
-const BUILTIN: [(&str, &str); 4] = [
+const BUILTIN: [(&str, &str); 5] = [
     (
         "cloudflare-2026-08",
         include_str!("../pricing/cloudflare-2026-08.toml"),
+    ),
+    (
+        "cloudflare-2026-01",
+        include_str!("../pricing/cloudflare-2026-01.toml"),
     ),
     (
         "cloudflare-2024-04",
@@ -139,6 +165,57 @@ pub enum PricingError {
         /// What is wrong.
         reason: String,
     },
+    /// A usage quantity cannot be priced.
+    #[error("usage `{key}`: {source}")]
+    Quantity {
+        /// The usage key, for example `worker_requests`.
+        key: &'static str,
+        /// What is wrong with its value.
+        source: QuantityError,
+    },
+    /// A line's arithmetic left the exact decimal range (only with a table that breaks
+    /// [`PriceTable::validate`], since quantities are bounded by [`MAX_QUANTITY`]).
+    #[error("price table `{table}`: the {line} line cannot be computed exactly")]
+    Arithmetic {
+        /// The table's name.
+        table: String,
+        /// The line item's name.
+        line: &'static str,
+    },
+}
+
+/// Why a usage quantity cannot be priced.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum QuantityError {
+    /// NaN or infinite.
+    #[error("must be a finite number, found {0}")]
+    NotFinite(f64),
+    /// Below zero.
+    #[error("must not be negative, found {0}")]
+    Negative(f64),
+    /// Above [`MAX_QUANTITY`].
+    #[error("{0:e} is above the largest quantity dosim prices ({max:e})", max = MAX_QUANTITY)]
+    TooLarge(f64),
+}
+
+/// A usage quantity as an exact decimal rounded to [`QUANTITY_DECIMALS`], or why it cannot be
+/// priced: NaN, infinite, negative or above [`MAX_QUANTITY`]. The one check of every quantity,
+/// for usage files and for simulated or driven usage alike.
+pub fn to_quantity(x: f64) -> Result<Decimal, QuantityError> {
+    if !x.is_finite() {
+        return Err(QuantityError::NotFinite(x));
+    }
+    if x < 0.0 {
+        return Err(QuantityError::Negative(x));
+    }
+    if x > MAX_QUANTITY {
+        return Err(QuantityError::TooLarge(x));
+    }
+    // Every finite f64 in [0, 1e15] converts (values below 1e-28 become 0); the fallback only
+    // guards against a future rust_decimal that would refuse one.
+    Ok(Decimal::from_f64(x)
+        .map(round_quantity)
+        .unwrap_or(Decimal::ZERO))
 }
 
 /// How the Durable Objects compute lines turn billable usage into a charge.
@@ -162,6 +239,9 @@ pub struct Rate {
     pub unit_price_usd: Decimal,
     /// How many units `unit_price_usd` buys (1,000,000 for "per million").
     pub price_per: Decimal,
+    /// Shown beside the line of a bill: why it is $0, how its unit is defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A versioned price table (one TOML file in `sim/pricing/`).
@@ -264,17 +344,19 @@ impl PriceTable {
         if self.source.iter().all(|s| s.trim().is_empty()) {
             return Err(invalid("`source` names no source".into()));
         }
-        if !is_iso_date(&self.effective_from) {
+        let Some(from) = day_number(&self.effective_from) else {
             return Err(invalid(format!(
-                "`effective_from` {:?} is not YYYY-MM-DD",
+                "`effective_from` {:?} is not a date YYYY-MM-DD",
                 self.effective_from
             )));
-        }
+        };
         if let Some(to) = &self.effective_to {
-            if !is_iso_date(to) {
-                return Err(invalid(format!("`effective_to` {to:?} is not YYYY-MM-DD")));
-            }
-            if to.as_str() < self.effective_from.as_str() {
+            let Some(to_day) = day_number(to) else {
+                return Err(invalid(format!(
+                    "`effective_to` {to:?} is not a date YYYY-MM-DD"
+                )));
+            };
+            if to_day < from {
                 return Err(invalid("`effective_to` is before `effective_from`".into()));
             }
         }
@@ -311,14 +393,37 @@ impl PriceTable {
     }
 }
 
-fn is_iso_date(s: &str) -> bool {
+/// Days since 1970-01-01 of a calendar date written `YYYY-MM-DD`, or `None` when the text is
+/// not one (a wrong shape, month 13, 30 February).
+fn day_number(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d < 1 || d > days_in_month {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// One line of a bill.
@@ -454,10 +559,18 @@ impl Bill {
 
 /// Prices `usage` (one month of it) under `table`.
 ///
-/// Never panics: quantities are sanitized as the module documentation describes, and a table
-/// that fails [`PriceTable::validate`] (for example a zero divisor built in code) prices the
-/// affected amount at 0.
-pub fn price(usage: &Usage, table: &PriceTable) -> Bill {
+/// A quantity that cannot be priced (negative, NaN, infinite, above [`MAX_QUANTITY`]) is an
+/// error naming its usage key, and so is arithmetic that leaves the exact decimal range
+/// (possible only with a table that fails [`PriceTable::validate`]); nothing is clamped or
+/// silently counted as 0, and nothing panics.
+pub fn price(usage: &Usage, table: &PriceTable) -> Result<Bill, PricingError> {
+    let q = |key: &'static str, x: f64| {
+        to_quantity(x).map_err(|source| PricingError::Quantity { key, source })
+    };
+    let overflow = |line: &'static str| PricingError::Arithmetic {
+        table: table.name.clone(),
+        line,
+    };
     let mut items = Vec::with_capacity(8);
     if table.plan_minimum_usd > Decimal::ZERO {
         let one = Decimal::ONE;
@@ -477,31 +590,36 @@ pub fn price(usage: &Usage, table: &PriceTable) -> Bill {
         });
     }
     items.push(charge(
+        table,
         WORKERS_REQUESTS,
         "requests",
-        quantity(usage.worker_requests),
+        q("worker_requests", usage.worker_requests)?,
         &table.workers_requests,
         Rounding::Proportional,
         None,
-    ));
+    )?);
     items.push(charge(
+        table,
         WORKERS_CPU_TIME,
         "CPU-ms",
-        quantity(usage.worker_cpu_ms),
+        q("worker_cpu_ms", usage.worker_cpu_ms)?,
         &table.workers_cpu_ms,
         Rounding::Proportional,
         None,
-    ));
+    )?);
 
-    let other = quantity(usage.do_requests);
-    let connects = quantity(usage.do_websocket_connects);
-    let messages_in = quantity(usage.do_websocket_messages_in);
-    let message_requests = round_quantity(
-        messages_in
-            .checked_div(table.websocket_message_ratio)
-            .unwrap_or(Decimal::ZERO),
-    );
-    let do_requests = other + connects + message_requests;
+    let other = q("do_requests", usage.do_requests)?;
+    let connects = q("do_websocket_connects", usage.do_websocket_connects)?;
+    let messages_in = q("do_websocket_messages_in", usage.do_websocket_messages_in)?;
+    let messages_out = q("do_websocket_messages_out", usage.do_websocket_messages_out)?;
+    let message_requests = messages_in
+        .checked_div(table.websocket_message_ratio)
+        .map(round_quantity)
+        .ok_or_else(|| overflow(DO_REQUESTS))?;
+    let do_requests = other
+        .checked_add(connects)
+        .and_then(|x| x.checked_add(message_requests))
+        .ok_or_else(|| overflow(DO_REQUESTS))?;
     let requests_detail = format!(
         "{} HTTP/RPC/alarm + {} WebSocket connects + {} incoming messages / {} = {} \
          (outgoing messages free: {})",
@@ -510,29 +628,31 @@ pub fn price(usage: &Usage, table: &PriceTable) -> Bill {
         fmt_number(messages_in),
         fmt_number(table.websocket_message_ratio),
         fmt_number(do_requests),
-        fmt_number(quantity(usage.do_websocket_messages_out)),
+        fmt_number(messages_out),
     );
     items.push(charge(
+        table,
         DO_REQUESTS,
         "requests",
         do_requests,
         &table.do_requests,
         table.rounding,
         Some(requests_detail),
-    ));
+    )?);
 
-    let active = quantity(usage.do_active_seconds);
-    let tail = quantity(usage.do_idle_tail_seconds);
+    let active = q("do_active_seconds", usage.do_active_seconds)?;
+    let tail = q("do_idle_tail_seconds", usage.do_idle_tail_seconds)?;
     let billed_seconds = if table.idle_tail_billed {
-        active + tail
+        active
+            .checked_add(tail)
+            .ok_or_else(|| overflow(DO_DURATION))?
     } else {
         active
     };
-    let gb_s = round_quantity(
-        billed_seconds
-            .checked_mul(table.gb_s_per_object_second)
-            .unwrap_or(Decimal::ZERO),
-    );
+    let gb_s = billed_seconds
+        .checked_mul(table.gb_s_per_object_second)
+        .map(round_quantity)
+        .ok_or_else(|| overflow(DO_DURATION))?;
     let duration_detail = format!(
         "({} active + {} idle-tail object-s, tail {}) x {} GB-s per object-s = {} GB-s",
         fmt_number(active),
@@ -546,71 +666,91 @@ pub fn price(usage: &Usage, table: &PriceTable) -> Bill {
         fmt_number(gb_s),
     );
     items.push(charge(
+        table,
         DO_DURATION,
         "GB-s",
         gb_s,
         &table.do_duration,
         table.rounding,
         Some(duration_detail),
-    ));
+    )?);
 
     items.push(charge(
+        table,
         SQLITE_ROWS_READ,
         "rows",
-        quantity(usage.sqlite_rows_read),
+        q("sqlite_rows_read", usage.sqlite_rows_read)?,
         &table.sqlite_rows_read,
         Rounding::Proportional,
         None,
-    ));
+    )?);
     items.push(charge(
+        table,
         SQLITE_ROWS_WRITTEN,
         "rows",
-        quantity(usage.sqlite_rows_written),
+        q("sqlite_rows_written", usage.sqlite_rows_written)?,
         &table.sqlite_rows_written,
         Rounding::Proportional,
         None,
-    ));
+    )?);
     items.push(charge(
+        table,
         SQLITE_STORAGE,
         "GB-month",
-        quantity(usage.sqlite_stored_gb_months),
+        q("sqlite_stored_gb_months", usage.sqlite_stored_gb_months)?,
         &table.sqlite_storage,
         Rounding::Proportional,
         None,
-    ));
+    )?);
 
     let total_usd = items
         .iter()
-        .fold(Decimal::ZERO, |sum, l| sum.saturating_add(l.cost_usd));
-    Bill {
+        .try_fold(Decimal::ZERO, |sum, l| sum.checked_add(l.cost_usd))
+        .ok_or_else(|| overflow("total"))?;
+    Ok(Bill {
         pricing: table.name.clone(),
         line_items: items,
         total_usd,
-    }
+    })
 }
 
-/// One usage line: allowance, rounding, rate, cents.
+/// One usage line: allowance, rounding, rate, cents. The rate's note, if any, follows the
+/// line's own breakdown in `detail`.
 fn charge(
-    name: &str,
+    table: &PriceTable,
+    name: &'static str,
     unit: &str,
     quantity: Decimal,
     rate: &Rate,
     rounding: Rounding,
     detail: Option<String>,
-) -> LineItem {
-    let over = (quantity - rate.included).max(Decimal::ZERO);
+) -> Result<LineItem, PricingError> {
+    let overflow = || PricingError::Arithmetic {
+        table: table.name.clone(),
+        line: name,
+    };
+    let over = quantity
+        .checked_sub(rate.included)
+        .ok_or_else(overflow)?
+        .max(Decimal::ZERO);
     let billable = match rounding {
         Rounding::Proportional => over,
         Rounding::RoundUpMillion => {
             let million = Decimal::from(1_000_000u32);
-            (over / million).ceil() * million
+            over.checked_div(million)
+                .and_then(|blocks| blocks.ceil().checked_mul(million))
+                .ok_or_else(overflow)?
         }
     };
     let cost = billable
         .checked_mul(rate.unit_price_usd)
         .and_then(|x| x.checked_div(rate.price_per))
-        .unwrap_or(Decimal::ZERO);
-    LineItem {
+        .ok_or_else(overflow)?;
+    let detail = match (detail, &rate.note) {
+        (Some(d), Some(n)) => Some(format!("{d}; {n}")),
+        (d, n) => d.or_else(|| n.clone()),
+    };
+    Ok(LineItem {
         name: name.to_string(),
         unit: unit.to_string(),
         quantity: quantity.normalize(),
@@ -620,17 +760,7 @@ fn charge(
         price_per: rate.price_per.normalize(),
         cost_usd: cents(cost),
         detail,
-    }
-}
-
-/// A usage quantity as a decimal: sanitized, clamped and rounded to [`QUANTITY_DECIMALS`].
-fn quantity(x: f64) -> Decimal {
-    if !x.is_finite() || x <= 0.0 {
-        return Decimal::ZERO;
-    }
-    Decimal::from_f64(x.min(MAX_QUANTITY))
-        .map(round_quantity)
-        .unwrap_or(Decimal::ZERO)
+    })
 }
 
 fn round_quantity(d: Decimal) -> Decimal {
@@ -717,6 +847,11 @@ mod tests {
         PriceTable::builtin(name).unwrap()
     }
 
+    /// [`price`] of a usage the test knows to be priceable.
+    fn priced(usage: &Usage, table: &PriceTable) -> Bill {
+        price(usage, table).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn cost(bill: &Bill, name: &str) -> Decimal {
         bill.line(name)
             .unwrap_or_else(|| panic!("no line {name}"))
@@ -767,7 +902,7 @@ mod tests {
         // requests x $0.15 / 1,000,000 = $0.15"; 128,000 GB-s within the allowance.
         // Published: "$0.15 (requests) + $0.00 (compute duration) + minimum $5/mo usage =
         // $5.15 per month".
-        let bill = price(
+        let bill = priced(
             &do_usage(1_500_000.0, 0.0, 0.0, 1_000_000.0),
             &table("cloudflare-2026-08"),
         );
@@ -792,7 +927,7 @@ mod tests {
         // requests" = $0.45. Duration 100 x 3600 x 8 x 30 = 86,400,000 s = 11,059,200 GB-s,
         // 10,659,200 billable, "(rounded) 11,000,000 GB-s" = $137.50.
         // Published: "$0.45 + $137.50 + minimum $5/mo usage = $142.95 per month".
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 150_000.0, 72_000_000.0, 86_400_000.0),
             &table("cloudflare-2026-08"),
         );
@@ -816,7 +951,7 @@ mod tests {
         // $1.80. 259,200,000 s = 33,177,600 GB-s, 32,777,600 billable, "(rounded)
         // 33,000,000 GB-s" = $412.50.
         // Published: "$1.80 + $412.50 + minimum $5/mo usage = $419.30 per month".
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 100.0, 100.0 * MONTH_S, 100.0 * MONTH_S),
             &table("cloudflare-2026-08"),
         );
@@ -836,7 +971,7 @@ mod tests {
         // minute per object: 4,320,000 s = 552,960 GB-s, 152,960 billable, "(rounded)
         // 1,000,000 GB-s" = $12.50.
         // Published: "$3.15 + $12.50 + minimum $5/mo usage = $20.65 per month".
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 10_000.0, 432_000_000.0, 4_320_000.0),
             &table("cloudflare-2026-08"),
         );
@@ -849,7 +984,13 @@ mod tests {
         assert_eq!(bill.line(DO_DURATION).unwrap().billable, dec("1000000"));
     }
 
-    // ---- Durable Objects pricing page, April 2024 – July 2026 (cloudflare-2024-04) ----
+    // ---- Durable Objects pricing page, April 2024 – July 2026 ----
+    //
+    // That page is priced by two tables, split at 2026-01-07 when SQLite storage billing began:
+    // cloudflare-2024-04 and cloudflare-2026-01. No example uses SQLite, so each reproduces
+    // under both.
+
+    const PROPORTIONAL_PAGE: [&str; 2] = ["cloudflare-2024-04", "cloudflare-2026-01"];
 
     #[test]
     fn do_2024_04_example_1() {
@@ -857,15 +998,14 @@ mod tests {
         // $0.15 / 1,000,000 = $0.075"; 128,000 GB-s within the allowance.
         // Published: "~$0.075 (requests) + $0.00 (compute duration) + minimum $5/mo usage =
         // $5.08 per month".
-        let bill = price(
-            &do_usage(1_500_000.0, 0.0, 0.0, 1_000_000.0),
-            &table("cloudflare-2024-04"),
-        );
-        assert_bill(
-            &bill,
-            &[(DO_REQUESTS, "0.08"), (DO_DURATION, "0.00")],
-            "5.08",
-        );
+        for name in PROPORTIONAL_PAGE {
+            let bill = priced(&do_usage(1_500_000.0, 0.0, 0.0, 1_000_000.0), &table(name));
+            assert_bill(
+                &bill,
+                &[(DO_REQUESTS, "0.08"), (DO_DURATION, "0.00")],
+                "5.08",
+            );
+        }
     }
 
     #[test]
@@ -874,15 +1014,17 @@ mod tests {
         // included 1 million requests) x $0.15 / 1,000,000 = $0.41"; 11,059,200 GB-s:
         // "(11,059,200 GB-s - included 400,000 GB-s) x $12.50 / 1,000,000 = $133.24".
         // Published: "$0.41 + $133.24 + minimum $5/mo usage = $138.65 per month".
-        let bill = price(
-            &do_usage(0.0, 150_000.0, 72_000_000.0, 86_400_000.0),
-            &table("cloudflare-2024-04"),
-        );
-        assert_bill(
-            &bill,
-            &[(DO_REQUESTS, "0.41"), (DO_DURATION, "133.24")],
-            "138.65",
-        );
+        for name in PROPORTIONAL_PAGE {
+            let bill = priced(
+                &do_usage(0.0, 150_000.0, 72_000_000.0, 86_400_000.0),
+                &table(name),
+            );
+            assert_bill(
+                &bill,
+                &[(DO_REQUESTS, "0.41"), (DO_DURATION, "133.24")],
+                "138.65",
+            );
+        }
     }
 
     #[test]
@@ -891,15 +1033,17 @@ mod tests {
         // - included 1 million requests) x $0.15 / 1,000,000 = $1.79" (exactly $1.794015);
         // 33,177,600 GB-s: "... = $409.72".
         // Published: "$1.79 + $409.72 + minimum $5/mo usage = $416.51 per month".
-        let bill = price(
-            &do_usage(0.0, 100.0, 100.0 * MONTH_S, 100.0 * MONTH_S),
-            &table("cloudflare-2024-04"),
-        );
-        assert_bill(
-            &bill,
-            &[(DO_REQUESTS, "1.79"), (DO_DURATION, "409.72")],
-            "416.51",
-        );
+        for name in PROPORTIONAL_PAGE {
+            let bill = priced(
+                &do_usage(0.0, 100.0, 100.0 * MONTH_S, 100.0 * MONTH_S),
+                &table(name),
+            );
+            assert_bill(
+                &bill,
+                &[(DO_REQUESTS, "1.79"), (DO_DURATION, "409.72")],
+                "416.51",
+            );
+        }
     }
 
     #[test]
@@ -908,15 +1052,17 @@ mod tests {
         // - included 1 million requests) x $0.15 / 1,000,000 = $3.09"; 552,960 GB-s:
         // "(552,960 GB-s - included 400,000 GB-s) x $12.50 / 1,000,000 = $1.91".
         // Published: "$3.09 + $1.91 + minimum $5/mo usage = $10.00 per month".
-        let bill = price(
-            &do_usage(0.0, 10_000.0, 432_000_000.0, 4_320_000.0),
-            &table("cloudflare-2024-04"),
-        );
-        assert_bill(
-            &bill,
-            &[(DO_REQUESTS, "3.09"), (DO_DURATION, "1.91")],
-            "10.00",
-        );
+        for name in PROPORTIONAL_PAGE {
+            let bill = priced(
+                &do_usage(0.0, 10_000.0, 432_000_000.0, 4_320_000.0),
+                &table(name),
+            );
+            assert_bill(
+                &bill,
+                &[(DO_REQUESTS, "3.09"), (DO_DURATION, "1.91")],
+                "10.00",
+            );
+        }
     }
 
     // ---- Durable Objects pricing page, January – March 2024 (cloudflare-2024-01) ----
@@ -926,7 +1072,7 @@ mod tests {
         // "Example: Starter app": 1.5M requests, 1,000,000 s.
         // Published: "~$0.075 (requests) + $0.00 (compute duration) + minimum $5/mo usage =
         // $5.08 per month".
-        let bill = price(
+        let bill = priced(
             &do_usage(1_500_000.0, 0.0, 0.0, 1_000_000.0),
             &table("cloudflare-2024-01"),
         );
@@ -947,7 +1093,7 @@ mod tests {
         // Published: "$10.65 (requests) + $133.24 (compute duration) + minimum $5/mo usage =
         // $148.89 per month".
         let t = table("cloudflare-2024-01");
-        let as_published = price(&do_usage(0.0, 0.0, 72_000_000.0, 86_400_000.0), &t);
+        let as_published = priced(&do_usage(0.0, 0.0, 72_000_000.0, 86_400_000.0), &t);
         assert_bill(
             &as_published,
             &[(DO_REQUESTS, "10.65"), (DO_DURATION, "133.24")],
@@ -955,7 +1101,7 @@ mod tests {
         );
         // With the connects the page lists but did not add: 71,150,000 x $0.15 / 1M =
         // $10.6725 -> $10.67, two cents above the published total.
-        let complete = price(&do_usage(0.0, 150_000.0, 72_000_000.0, 86_400_000.0), &t);
+        let complete = priced(&do_usage(0.0, 150_000.0, 72_000_000.0, 86_400_000.0), &t);
         assert_bill(&complete, &[(DO_REQUESTS, "10.67")], "148.91");
     }
 
@@ -966,7 +1112,7 @@ mod tests {
         // 1,000,000 = $64.65"; 552,960 GB-s: "= $1.91".
         // Published: "$64.65 (requests) + $1.91 (compute duration) + Minimum $5/mo usage =
         // $71.56 per month".
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 10_000.0, 432_000_000.0, 4_320_000.0),
             &table("cloudflare-2024-01"),
         );
@@ -984,7 +1130,7 @@ mod tests {
         // $38.73"; 33,177,600 GB-s: "= $409.72".
         // Published: "$38.73 (requests) + $409.72 (compute duration) = $453.45 per month"
         // (the sentence omits the $5 minimum, the sum includes it).
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 100.0, 100.0 * MONTH_S, 100.0 * MONTH_S),
             &table("cloudflare-2024-01"),
         );
@@ -1002,7 +1148,7 @@ mod tests {
         // "If a single Durable Object was called by a Worker 1.5 million times, and was active
         // for 1,000,000 seconds in the month". Published: "Total = ~$0.08 USD + Minimum $5/mo
         // usage = $5.08".
-        let bill = price(
+        let bill = priced(
             &do_usage(1_500_000.0, 0.0, 0.0, 1_000_000.0),
             &table("cloudflare-2024-01"),
         );
@@ -1016,7 +1162,7 @@ mod tests {
         // 432,000,000 messages -> "$64.65"; 129,600,000 s = 16,588,800 GB-s -> "(16,588,800
         // GB-s - included 400,000 GB-s) x $12.50 / 1,000,000 = $202.36".
         // Published: "Total = ~$64.65 USD + $202.36 USD + Minimum $5/mo usage = $272.01".
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 100.0, 432_000_000.0, 100.0 * MONTH_S / 2.0),
             &table("cloudflare-2024-01"),
         );
@@ -1032,7 +1178,7 @@ mod tests {
         // "100 Durable Objects each had a single WebSocket connection ... one message a second
         // for a month ... active for the entire month". Published: "Total = ~$38.73 USD +
         // $409.72 USD + Minimum $5/mo usage = $453.45".
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 100.0, 100.0 * MONTH_S, 100.0 * MONTH_S),
             &table("cloudflare-2024-01"),
         );
@@ -1055,10 +1201,10 @@ mod tests {
         // "Total = ~$6.35 + Minimum $5/mo usage = $11.35".
         let mut t = table("cloudflare-2024-01");
         t.gb_s_per_object_second = dec("0.125");
-        let ex1 = price(&do_usage(1_500_000.0, 0.0, 0.0, 200_000.0), &t);
+        let ex1 = priced(&do_usage(1_500_000.0, 0.0, 0.0, 200_000.0), &t);
         assert_eq!(ex1.line(DO_DURATION).unwrap().quantity, dec("25000"));
         assert_bill(&ex1, &[(DO_REQUESTS, "0.08")], "5.08");
-        let ex2 = price(&do_usage(10_000_000.0, 0.0, 0.0, 6_400_000.0), &t);
+        let ex2 = priced(&do_usage(10_000_000.0, 0.0, 0.0, 6_400_000.0), &t);
         assert_eq!(ex2.line(DO_DURATION).unwrap().quantity, dec("800000"));
         assert_bill(
             &ex2,
@@ -1066,7 +1212,7 @@ mod tests {
             "11.35",
         );
         // With the 0.128 factor of every Durable Objects example, example 2 would differ.
-        let with_0_128 = price(
+        let with_0_128 = priced(
             &do_usage(10_000_000.0, 0.0, 0.0, 6_400_000.0),
             &table("cloudflare-2024-01"),
         );
@@ -1077,16 +1223,14 @@ mod tests {
 
     #[test]
     fn workers_examples_under_every_cloudflare_table() {
-        for name in [
-            "cloudflare-2026-08",
-            "cloudflare-2024-04",
-            "cloudflare-2024-01",
-        ] {
-            let t = table(name);
+        let cloudflare = PriceTable::all()
+            .into_iter()
+            .filter(|t| t.name.starts_with("cloudflare-"));
+        for t in cloudflare {
             // Example 1: "15 million requests per month, ... an average of 7 milliseconds (ms)
             // of CPU time per request": Subscription $5.00, Requests $1.50, CPU time $1.50,
             // Total $8.00.
-            let ex1 = price(&workers_usage(15_000_000.0, 7.0 * 15_000_000.0), &t);
+            let ex1 = priced(&workers_usage(15_000_000.0, 7.0 * 15_000_000.0), &t);
             assert_bill(
                 &ex1,
                 &[
@@ -1099,7 +1243,7 @@ mod tests {
             // Example 2: 15 million requests, 80% (12 million) to static assets, which are
             // free and are not Worker requests; 3 million Worker requests at 7 ms. Published:
             // requests to Worker $0, CPU time $0, Total $5.00.
-            let ex2 = price(&workers_usage(3_000_000.0, 7.0 * 3_000_000.0), &t);
+            let ex2 = priced(&workers_usage(3_000_000.0, 7.0 * 3_000_000.0), &t);
             assert_bill(
                 &ex2,
                 &[(WORKERS_REQUESTS, "0.00"), (WORKERS_CPU_TIME, "0.00")],
@@ -1107,7 +1251,7 @@ mod tests {
             );
             // Example 3: a Cron Trigger, "720 requests/month", "3 minutes (180,000ms) of CPU
             // time per request": CPU time "$1.99" (exactly $1.992), Total $6.99.
-            let ex3 = price(&workers_usage(720.0, 180_000.0 * 720.0), &t);
+            let ex3 = priced(&workers_usage(720.0, 180_000.0 * 720.0), &t);
             assert_bill(
                 &ex3,
                 &[(WORKERS_REQUESTS, "0.00"), (WORKERS_CPU_TIME, "1.99")],
@@ -1115,7 +1259,7 @@ mod tests {
             );
             // Example 4: "100 million requests per month, ... 7 milliseconds (ms) of CPU time
             // per request": Requests $27.00, CPU time $13.40, Total $45.40.
-            let ex4 = price(&workers_usage(100_000_000.0, 7.0 * 100_000_000.0), &t);
+            let ex4 = priced(&workers_usage(100_000_000.0, 7.0 * 100_000_000.0), &t);
             assert_bill(
                 &ex4,
                 &[(WORKERS_REQUESTS, "27.00"), (WORKERS_CPU_TIME, "13.40")],
@@ -1137,7 +1281,7 @@ mod tests {
             do_active_seconds: 39_062_500.0,
             ..Usage::default()
         };
-        let bill = price(&usage, &table("seed-2024-12"));
+        let bill = priced(&usage, &table("seed-2024-12"));
         assert!(bill.line(PLAN_MINIMUM).is_none());
         assert_eq!(bill.line(DO_DURATION).unwrap().quantity, dec("5000000"));
         assert_bill(
@@ -1161,7 +1305,7 @@ mod tests {
             do_active_seconds: 156_250_000.0,
             ..Usage::default()
         };
-        let bill = price(&usage, &table("seed-2024-12"));
+        let bill = priced(&usage, &table("seed-2024-12"));
         assert_bill(
             &bill,
             &[
@@ -1172,7 +1316,7 @@ mod tests {
             "31.00",
         );
         // The same month at Cloudflare's current prices.
-        let real = price(&usage, &table(PriceTable::DEFAULT));
+        let real = priced(&usage, &table(PriceTable::DEFAULT));
         assert_bill(
             &real,
             &[
@@ -1193,24 +1337,24 @@ mod tests {
         // One request over the allowance: a whole million under round-up, nothing visible
         // proportionally ($0.00000015).
         let one_over = do_usage(1_000_001.0, 0.0, 0.0, 0.0);
-        assert_eq!(cost(&price(&one_over, &up), DO_REQUESTS), dec("0.15"));
-        assert_eq!(cost(&price(&one_over, &prop), DO_REQUESTS), dec("0.00"));
+        assert_eq!(cost(&priced(&one_over, &up), DO_REQUESTS), dec("0.15"));
+        assert_eq!(cost(&priced(&one_over, &prop), DO_REQUESTS), dec("0.00"));
         assert_eq!(
-            price(&one_over, &up).line(DO_REQUESTS).unwrap().billable,
+            priced(&one_over, &up).line(DO_REQUESTS).unwrap().billable,
             dec("1000000")
         );
         assert_eq!(
-            price(&one_over, &prop).line(DO_REQUESTS).unwrap().billable,
+            priced(&one_over, &prop).line(DO_REQUESTS).unwrap().billable,
             dec("1")
         );
         // An exact multiple is not rounded further: both agree.
         let exact = do_usage(3_000_000.0, 0.0, 0.0, 0.0);
-        assert_eq!(cost(&price(&exact, &up), DO_REQUESTS), dec("0.30"));
-        assert_eq!(cost(&price(&exact, &prop), DO_REQUESTS), dec("0.30"));
+        assert_eq!(cost(&priced(&exact, &up), DO_REQUESTS), dec("0.30"));
+        assert_eq!(cost(&priced(&exact, &prop), DO_REQUESTS), dec("0.30"));
         // GB-s: 1 GB-s over the allowance costs a whole $12.50 when rounded up.
         let gb_s_over = do_usage(0.0, 0.0, 0.0, 400_001.0 / 0.128);
-        assert_eq!(cost(&price(&gb_s_over, &up), DO_DURATION), dec("12.50"));
-        assert_eq!(cost(&price(&gb_s_over, &prop), DO_DURATION), dec("0.00"));
+        assert_eq!(cost(&priced(&gb_s_over, &up), DO_DURATION), dec("12.50"));
+        assert_eq!(cost(&priced(&gb_s_over, &prop), DO_DURATION), dec("0.00"));
         // Rounding never touches the Workers and SQLite lines.
         let u = Usage {
             worker_requests: 10_000_001.0,
@@ -1218,7 +1362,7 @@ mod tests {
             sqlite_rows_written: 50_000_001.0,
             ..Usage::default()
         };
-        let bill = price(&u, &up);
+        let bill = priced(&u, &up);
         for name in [WORKERS_REQUESTS, WORKERS_CPU_TIME, SQLITE_ROWS_WRITTEN] {
             assert_eq!(bill.line(name).unwrap().billable, dec("1"), "{name}");
         }
@@ -1228,8 +1372,8 @@ mod tests {
     #[test]
     fn websocket_messages_20_to_1_versus_1_to_1() {
         let usage = do_usage(0.0, 0.0, 3_000_000.0, 0.0);
-        let now = price(&usage, &table("cloudflare-2024-04"));
-        let then = price(&usage, &table("cloudflare-2024-01"));
+        let now = priced(&usage, &table("cloudflare-2024-04"));
+        let then = priced(&usage, &table("cloudflare-2024-01"));
         assert_eq!(now.line(DO_REQUESTS).unwrap().quantity, dec("150000"));
         assert_eq!(cost(&now, DO_REQUESTS), dec("0.00"));
         assert_eq!(then.line(DO_REQUESTS).unwrap().quantity, dec("3000000"));
@@ -1241,12 +1385,12 @@ mod tests {
         };
         for t in PriceTable::all() {
             assert_eq!(
-                price(&out, &t).line(DO_REQUESTS).unwrap().quantity,
+                priced(&out, &t).line(DO_REQUESTS).unwrap().quantity,
                 Decimal::ZERO
             );
         }
         // A fractional message request (7 / 20) is kept, not dropped.
-        let seven = price(&do_usage(0.0, 0.0, 7.0, 0.0), &table("cloudflare-2026-08"));
+        let seven = priced(&do_usage(0.0, 0.0, 7.0, 0.0), &table("cloudflare-2026-08"));
         assert_eq!(seven.line(DO_REQUESTS).unwrap().quantity, dec("0.35"));
     }
 
@@ -1265,8 +1409,12 @@ mod tests {
             sqlite_rows_written: 50e6,
             sqlite_stored_gb_months: 5.0,
         };
-        for name in ["cloudflare-2026-08", "cloudflare-2024-04"] {
-            let bill = price(&usage, &table(name));
+        for name in [
+            "cloudflare-2026-08",
+            "cloudflare-2026-01",
+            "cloudflare-2024-04",
+        ] {
+            let bill = priced(&usage, &table(name));
             assert_eq!(bill.total_usd, dec("5.00"), "{name}");
             assert_eq!(bill.line_items.len(), 8);
             for l in &bill.line_items[1..] {
@@ -1276,11 +1424,11 @@ mod tests {
         }
         // Nothing at all: still the subscription.
         assert_eq!(
-            price(&Usage::default(), &table("cloudflare-2026-08")).total_usd,
+            priced(&Usage::default(), &table("cloudflare-2026-08")).total_usd,
             dec("5.00")
         );
         assert_eq!(
-            price(&Usage::default(), &table("seed-2024-12")).total_usd,
+            priced(&Usage::default(), &table("seed-2024-12")).total_usd,
             dec("0.00")
         );
     }
@@ -1292,9 +1440,9 @@ mod tests {
             do_idle_tail_seconds: 5_000_000.0,
             ..Usage::default()
         };
-        let billed = price(&usage, &table("cloudflare-2026-08"));
+        let billed = priced(&usage, &table("cloudflare-2026-08"));
         assert_eq!(billed.line(DO_DURATION).unwrap().quantity, dec("1920000"));
-        let not_billed = price(&usage, &table("cloudflare-2024-04"));
+        let not_billed = priced(&usage, &table("cloudflare-2024-04"));
         assert_eq!(
             not_billed.line(DO_DURATION).unwrap().quantity,
             dec("1280000")
@@ -1309,40 +1457,120 @@ mod tests {
             sqlite_stored_gb_months: 7.5,
             ..Usage::default()
         };
-        let bill = price(&usage, &table("cloudflare-2026-08"));
         // 1e9 rows x $0.001/M = $1.00; 10M rows x $1.00/M = $10.00; 2.5 GB-month x $0.20.
-        assert_bill(
-            &bill,
-            &[
-                (SQLITE_ROWS_READ, "1.00"),
-                (SQLITE_ROWS_WRITTEN, "10.00"),
-                (SQLITE_STORAGE, "0.50"),
-            ],
-            "16.50",
-        );
+        for name in ["cloudflare-2026-08", "cloudflare-2026-01"] {
+            assert_bill(
+                &priced(&usage, &table(name)),
+                &[
+                    (SQLITE_ROWS_READ, "1.00"),
+                    (SQLITE_ROWS_WRITTEN, "10.00"),
+                    (SQLITE_STORAGE, "0.50"),
+                ],
+                "16.50",
+            );
+        }
     }
 
     #[test]
-    fn quantities_are_exact_decimals_and_sanitized() {
+    fn sqlite_storage_is_free_before_2026_01_07_and_billed_from_then_on() {
+        // The same month of SQLite usage, well beyond every allowance.
         let usage = Usage {
-            worker_cpu_ms: 30_000_000.0 + 0.1 + 0.2, // f64 noise
-            do_requests: f64::NAN,
-            do_websocket_connects: -5.0,
-            do_active_seconds: f64::INFINITY,
+            sqlite_rows_read: 125e9,
+            sqlite_rows_written: 250e6,
+            sqlite_stored_gb_months: 105.0,
             ..Usage::default()
         };
-        let bill = price(&usage, &table("cloudflare-2026-08"));
+        let sqlite = [SQLITE_ROWS_READ, SQLITE_ROWS_WRITTEN, SQLITE_STORAGE];
+        // Until 2026-01-06: $0 (Cloudflare's changelog: only usage on and after 2026-01-07 is
+        // charged), also before SQLite-backed objects existed.
+        for name in ["cloudflare-2024-04", "cloudflare-2024-01"] {
+            let bill = priced(&usage, &table(name));
+            for line in sqlite {
+                let l = bill.line(line).unwrap();
+                assert_eq!(l.cost_usd, dec("0.00"), "{name} {line}");
+                assert!(l.billable > Decimal::ZERO, "{name} {line}: usage is shown");
+                let note = l.detail.as_deref().unwrap_or_default();
+                assert!(
+                    note.contains("not billed before 2026-01-07"),
+                    "{name}: {note}"
+                );
+            }
+            assert_eq!(bill.total_usd, dec("5.00"), "{name}");
+        }
+        // From 2026-01-07: 100e9 x $0.001/M = $100; 200M x $1/M = $200; 100 GB-month x $0.20.
+        for name in ["cloudflare-2026-01", "cloudflare-2026-08"] {
+            assert_bill(
+                &priced(&usage, &table(name)),
+                &[
+                    (SQLITE_ROWS_READ, "100.00"),
+                    (SQLITE_ROWS_WRITTEN, "200.00"),
+                    (SQLITE_STORAGE, "20.00"),
+                ],
+                "325.00",
+            );
+        }
+        // Compute lines are the same on both sides of the switch.
+        let compute = do_usage(2_000_000.0, 1_000.0, 40_000_000.0, 5_000_000.0);
+        let before = priced(&compute, &table("cloudflare-2024-04"));
+        let after = priced(&compute, &table("cloudflare-2026-01"));
+        assert_eq!(before.total_usd, after.total_usd);
+        assert!(before.total_usd > dec("5.00"));
+        // The storage line says how Cloudflare counts a GB-month.
+        let storage = priced(&usage, &table("cloudflare-2026-01"));
+        let note = storage
+            .line(SQLITE_STORAGE)
+            .unwrap()
+            .detail
+            .clone()
+            .unwrap();
+        assert!(note.contains("each day's peak"), "{note}");
+        assert!(storage.render_text().contains("each day's peak"));
+    }
+
+    #[test]
+    fn quantities_are_exact_decimals() {
+        let usage = Usage {
+            worker_cpu_ms: 30_000_000.0 + 0.1 + 0.2, // f64 noise
+            do_active_seconds: 5e-324,               // below the 6 decimals kept: 0
+            sqlite_stored_gb_months: MAX_QUANTITY,   // the largest priced: exact
+            ..Usage::default()
+        };
+        let bill = priced(&usage, &table("cloudflare-2026-08"));
         assert_eq!(
             bill.line(WORKERS_CPU_TIME).unwrap().quantity,
             dec("30000000.3")
         );
-        assert_eq!(bill.line(DO_REQUESTS).unwrap().quantity, Decimal::ZERO);
         assert_eq!(bill.line(DO_DURATION).unwrap().quantity, Decimal::ZERO);
-        let huge = price(&workers_usage(1e300, 0.0), &table("cloudflare-2026-08"));
-        assert_eq!(
-            huge.line(WORKERS_REQUESTS).unwrap().quantity,
-            dec("1000000000000000")
-        );
+        let storage = bill.line(SQLITE_STORAGE).unwrap();
+        assert_eq!(storage.quantity, dec("1000000000000000"));
+        // (1e15 - 5) GB-month x $0.20 = $199,999,999,999,999.00, to the cent.
+        assert_eq!(storage.cost_usd, dec("199999999999999.00"));
+    }
+
+    #[test]
+    fn unpriceable_quantities_are_refused_naming_the_key_never_clamped() {
+        // Every usage key, set to each bad value, is refused with that key's name.
+        for key in Usage::KEYS {
+            for (bad, says) in [
+                (f64::NAN, "finite"),
+                (f64::INFINITY, "finite"),
+                (-5.0, "negative"),
+                (1e308, "above the largest"),
+                (MAX_QUANTITY * 1.000_001, "above the largest"),
+            ] {
+                let mut usage = Usage::default();
+                *usage.get_mut(key).unwrap() = bad;
+                let err = price(&usage, &table("cloudflare-2026-08")).unwrap_err();
+                assert!(
+                    matches!(err, PricingError::Quantity { key: k, .. } if k == key),
+                    "{key} = {bad}: {err}"
+                );
+                let msg = err.to_string();
+                assert!(msg.contains(key) && msg.contains(says), "{msg}");
+            }
+        }
+        assert_eq!(to_quantity(-0.0), Ok(Decimal::ZERO));
+        assert_eq!(to_quantity(MAX_QUANTITY), Ok(dec("1000000000000000")));
     }
 
     #[test]
@@ -1362,6 +1590,7 @@ mod tests {
             all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
             [
                 "cloudflare-2026-08",
+                "cloudflare-2026-01",
                 "cloudflare-2024-04",
                 "cloudflare-2024-01",
                 "seed-2024-12"
@@ -1398,11 +1627,109 @@ mod tests {
             let text = toml::to_string(t).unwrap();
             assert_eq!(PriceTable::from_toml_str(&text).unwrap(), *t);
         }
-        // Date ranges of the Cloudflare tables follow each other without gaps.
-        assert_eq!(all[1].effective_to.as_deref(), Some("2026-07-31"));
-        assert_eq!(all[0].effective_from, "2026-08-01");
-        assert_eq!(all[2].effective_to.as_deref(), Some("2024-03-31"));
-        assert_eq!(all[1].effective_from, "2024-04-01");
+    }
+
+    /// The Cloudflare tables, oldest first, with their first and last day numbers.
+    fn cloudflare_periods() -> Vec<(String, i64, Option<i64>)> {
+        let mut periods: Vec<_> = PriceTable::all()
+            .into_iter()
+            .filter(|t| t.name.starts_with("cloudflare-"))
+            .map(|t| {
+                let from = day_number(&t.effective_from).unwrap();
+                let to = t.effective_to.as_deref().map(|d| day_number(d).unwrap());
+                (t.name, from, to)
+            })
+            .collect();
+        periods.sort_by_key(|p| p.1);
+        periods
+    }
+
+    #[test]
+    fn cloudflare_periods_follow_each_other_without_gap_or_overlap() {
+        let periods = cloudflare_periods();
+        assert_eq!(periods.len(), 4);
+        for pair in periods.windows(2) {
+            let (earlier, later) = (&pair[0], &pair[1]);
+            assert_eq!(
+                earlier.2.map(|to| to + 1),
+                Some(later.1),
+                "{} must end the day before {} starts",
+                earlier.0,
+                later.0
+            );
+        }
+        // Only the newest is open-ended, and it is the default.
+        let last = periods.last().unwrap();
+        assert_eq!((last.0.as_str(), last.2), (PriceTable::DEFAULT, None));
+        // Exactly one table applies on every day from the first to well past the last switch.
+        let in_effect = |day: i64| -> Vec<&str> {
+            periods
+                .iter()
+                .filter(|(_, from, to)| *from <= day && to.is_none_or(|to| day <= to))
+                .map(|(name, _, _)| name.as_str())
+                .collect()
+        };
+        for day in periods[0].1..periods[0].1 + 2000 {
+            assert_eq!(in_effect(day).len(), 1, "day {day}: {:?}", in_effect(day));
+        }
+        // The SQLite switch: 6 January 2026 free, 7 January billed.
+        let day = |s: &str| day_number(s).unwrap();
+        assert_eq!(in_effect(day("2026-01-06")), ["cloudflare-2024-04"]);
+        assert_eq!(in_effect(day("2026-01-07")), ["cloudflare-2026-01"]);
+        assert_eq!(in_effect(day("2026-07-31")), ["cloudflare-2026-01"]);
+        assert_eq!(in_effect(day("2026-08-01")), ["cloudflare-2026-08"]);
+        assert_eq!(in_effect(day("2024-03-31")), ["cloudflare-2024-01"]);
+        assert_eq!(in_effect(day("2024-04-01")), ["cloudflare-2024-04"]);
+    }
+
+    #[test]
+    fn tables_billing_sqlite_cite_the_changelog_entry() {
+        // Every Cloudflare table says where its SQLite lines come from: the changelog entry
+        // that set 2026-01-07, with its title and date.
+        for t in PriceTable::all() {
+            if !t.name.starts_with("cloudflare-") {
+                continue;
+            }
+            let entry = t
+                .source
+                .iter()
+                .find(|s| s.contains("durable-objects-sqlite-storage-billing"))
+                .unwrap_or_else(|| panic!("{} does not cite the changelog", t.name));
+            assert!(entry.starts_with("https://developers.cloudflare.com/changelog/"));
+            assert!(entry.contains("Billing for SQLite Storage") && entry.contains("2026-01-07"));
+            let billed = t.sqlite_storage.unit_price_usd > Decimal::ZERO;
+            assert_eq!(
+                billed,
+                day_number(&t.effective_from) >= day_number("2026-01-07"),
+                "{}",
+                t.name
+            );
+            assert_eq!(t.sqlite_rows_read.unit_price_usd > Decimal::ZERO, billed);
+            assert_eq!(t.sqlite_rows_written.unit_price_usd > Decimal::ZERO, billed);
+        }
+    }
+
+    #[test]
+    fn dates_are_calendar_dates() {
+        assert_eq!(day_number("1970-01-01"), Some(0));
+        assert_eq!(day_number("2026-01-07"), Some(20_460));
+        assert_eq!(
+            day_number("2024-02-29").map(|d| d + 1),
+            day_number("2024-03-01")
+        );
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-04-31",
+            "2026-1-07",
+            "x",
+        ] {
+            assert_eq!(day_number(bad), None, "{bad}");
+        }
+        let mut t = table("cloudflare-2026-01");
+        t.effective_to = Some("2026-02-30".into());
+        assert!(t.validate().unwrap_err().to_string().contains("2026-02-30"));
     }
 
     #[test]
@@ -1425,14 +1752,23 @@ mod tests {
         let mut t = table("cloudflare-2026-08");
         t.do_duration.price_per = Decimal::ZERO;
         assert!(t.validate().is_err());
-        // price() still does not panic on it.
-        let bill = price(&do_usage(0.0, 0.0, 0.0, 1e9), &t);
-        assert_eq!(cost(&bill, DO_DURATION), Decimal::ZERO);
+        // price() does not panic on it, and does not bill it as $0 either.
+        let err = price(&do_usage(0.0, 0.0, 0.0, 1e9), &t).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PricingError::Arithmetic {
+                    line: DO_DURATION,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn json_has_exactly_the_documented_keys_and_decimal_strings() {
-        let bill = price(
+        let bill = priced(
             &do_usage(0.0, 150_000.0, 72_000_000.0, 86_400_000.0),
             &table("cloudflare-2026-08"),
         );
@@ -1474,7 +1810,7 @@ mod tests {
 
     #[test]
     fn text_rendering_is_aligned_and_complete() {
-        let bill = price(
+        let bill = priced(
             &Usage {
                 worker_requests: 15_000_000.0,
                 worker_cpu_ms: 105_000_000.0,
@@ -1509,7 +1845,7 @@ mod tests {
         assert!(rows.iter().all(|r| r.chars().count() == width), "{text}");
         assert_eq!(bill.total_f64(), 23.65);
         // The seed table's price per 10M GB-s reads as the seed wrote it.
-        let seed = price(&Usage::default(), &table("seed-2024-12")).render_text();
+        let seed = priced(&Usage::default(), &table("seed-2024-12")).render_text();
         assert!(seed.contains("$12.50 / 10M GB-s"), "{seed}");
     }
 }

@@ -669,23 +669,17 @@ impl Report {
             method.push_str(&ps.method);
         }
         // Stored data accumulates, so scaling the window's GB-months would understate it:
-        // price the month's average volume instead. The lobby's rows are deleted again.
+        // price the month's stored volume as Cloudflare counts it (the rule and its limits
+        // live in usage.rs). The lobby's rows are deleted again.
         let persist = &p.scenario.persistence;
         let stored_rows = (billable.sqlite_rows_written - lobby_rows_written).max(0.0);
         if stored_rows > 0.0 {
-            let month = crate::scenario::MONTH_SECONDS as f64;
-            let (kept, how) = match persist.retention {
-                Some(r) => (
-                    r.secs(),
-                    format!("steady state: a month's rows kept {r} each"),
-                ),
-                None => (
-                    month / 2.0,
-                    "no retention: the first month from empty, on average half its rows".into(),
-                ),
-            };
-            billable.sqlite_stored_gb_months =
-                stored_rows * f64::from(persist.row_bytes) / 1e9 * (kept / month);
+            let (gb_months, how) = crate::usage::monthly_stored_gb_months(
+                stored_rows,
+                persist.row_bytes,
+                persist.retention,
+            );
+            billable.sqlite_stored_gb_months = gb_months;
             method.push_str(&format!("; storage GB-months: {how}"));
         }
         let monthly = MonthlyUsage {
@@ -699,7 +693,7 @@ impl Report {
                 ..p.usage.clone()
             },
         };
-        let bill = crate::pricing::price(&monthly.usage.billable, p.pricing);
+        let bill = crate::pricing::price(&monthly.usage.billable, p.pricing)?;
         let reference = match &p.scenario.reference {
             None => None,
             Some(r) => Some(ReferenceComparison {
@@ -710,7 +704,7 @@ impl Report {
                     Some(name) => Some(crate::pricing::price(
                         &monthly.usage.billable,
                         &crate::pricing::PriceTable::builtin(name)?,
-                    )),
+                    )?),
                 },
             }),
         };

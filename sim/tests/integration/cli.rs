@@ -208,12 +208,7 @@ fn pricing_lists_every_table_with_its_source() {
     let out = dosim(&["pricing"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for name in [
-        "cloudflare-2026-08",
-        "cloudflare-2024-04",
-        "cloudflare-2024-01",
-        "seed-2024-12",
-    ] {
+    for name in dosim::pricing::PriceTable::names() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     assert!(text.contains("source: https://"), "{text}");

@@ -6,6 +6,9 @@ mod admission_invariants;
 mod admission_vectors;
 /// The `dosim` binary: exit codes, files written, error messages.
 mod cli;
+/// `dosim cost`: usage files, a report's usage blocks priced back to its bill, the README's
+/// command, the shipped example, stored GB-months as Cloudflare counts them.
+mod cost;
 /// Same scenario and seed, same bytes.
 mod determinism;
 /// `dosim drive` and its client against the real Worker on workerd (127.0.0.1 only).
