@@ -337,7 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         bar.set_position(p.done as u64);
                         if let Some(load) = p.load {
                             bar.set_message(format!(
-                                "simulating {} sessions/day",
+                                "now {} sessions/day",
                                 dosim::report::human_count(load)
                             ));
                         }
@@ -491,7 +491,7 @@ fn sweep_progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} sweep {bar:24} {pos}/{len} points · {elapsed} elapsed, ~{eta} left · {msg}",
+            "{spinner} sweep {bar:16} {pos}/{len} points · {elapsed}, ~{eta} left · {msg}",
         )
         .expect("valid template"),
     );
