@@ -12,10 +12,10 @@ mod determinism;
 mod drive;
 /// `wss://` targets: the client and the stats reader over TLS, a private CA via `--ca-cert`.
 mod drive_tls;
-/// What a user reads: report headers, Markdown, sweep progress, `--help` examples.
-mod output;
 /// Behaviour of the platform model: socket caps, billing states, the lobby, overload.
 mod model;
+/// What a user reads: report headers, Markdown, sweep progress, `--help` examples.
+mod output;
 /// The simulator against closed-form queueing theory.
 mod queueing;
 /// Broken scenario and usage files get clear errors.

@@ -200,7 +200,10 @@ fn sweep_shows_progress_on_a_terminal_only_and_never_with_quiet() {
     // On a terminal: a progress bar, and the same standard output and files.
     let (shown, err) = run("shown.csv", false, true);
     assert!(shown.status.success(), "{err}");
-    assert!(err.contains("points"), "no progress on the terminal: {err:?}");
+    assert!(
+        err.contains("points"),
+        "no progress on the terminal: {err:?}"
+    );
     assert!(err.contains("sessions/day"), "{err:?}");
     assert_eq!(text(&shown.stdout), text(&piped.stdout));
     let csv = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
@@ -282,7 +285,10 @@ fn every_help_ends_with_examples_that_run_as_written() {
             let (env, words) = shell_words(line);
             assert_eq!(words[0], "dosim", "{line}");
             // `pricing` also shows how to use a table with another command.
-            assert!(sub == "pricing" || words.get(1) == Some(&sub.to_string()), "{line}");
+            assert!(
+                sub == "pricing" || words.get(1) == Some(&sub.to_string()),
+                "{line}"
+            );
             for w in words.iter().filter(|w| w.ends_with(".toml")) {
                 assert!(dir.path().join(w).exists(), "{line}: no {w}");
             }
