@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use dosim::model::strategy::Strategy;
 use dosim::pricing::PriceTable;
-use dosim::report::{comparison_csv, render_comparison, Report};
+use dosim::report::{comparison_csv, comparison_markdown, render_comparison, Report};
 use dosim::scenario::{Dur, Scenario};
 use dosim::threshold::Threshold;
 use dosim::usage::UsageFile;
@@ -26,6 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Simulate a scenario under one strategy (discrete-event simulation, no network).
+    #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate {
         /// Scenario file (TOML).
         scenario: PathBuf,
@@ -39,6 +40,7 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Simulate one scenario under several strategies, side by side.
+    #[command(after_help = COMPARE_EXAMPLES)]
     Compare {
         /// Scenario file (TOML).
         scenario: PathBuf,
@@ -62,6 +64,7 @@ enum Command {
         markdown: Option<PathBuf>,
     },
     /// Simulate one scenario at several loads under several strategies: the cost curve.
+    #[command(after_help = SWEEP_EXAMPLES)]
     Sweep {
         /// Scenario file (TOML).
         scenario: PathBuf,
@@ -86,15 +89,20 @@ enum Command {
         /// Write the cost curve as an SVG chart here.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// No progress bar (it is only shown when standard error is a terminal).
+        #[arg(long)]
+        quiet: bool,
     },
     /// Drive a scenario over real WebSockets at the Worker: a running one (--target) or a
     /// local workerd started for the run (--local); measured latency, usage and a monthly bill.
+    #[command(after_help = DRIVE_EXAMPLES)]
+    #[command(group(clap::ArgGroup::new("endpoint").args(["target", "local"]).required(true)))]
     Drive {
         /// Scenario file (TOML).
         scenario: PathBuf,
         /// The Worker's WebSocket endpoint: ws://HOST:PORT, or wss://HOST[:PORT] over TLS
         /// (port 443, e.g. a workers.dev deployment); an optional path prefix may follow.
-        #[arg(long, required_unless_present = "local", conflicts_with = "local")]
+        #[arg(long, conflicts_with = "local")]
         target: Option<String>,
         /// A PEM file of extra root certificates to trust for a wss:// target (a private CA,
         /// mkcert, a corporate proxy), besides the bundled Mozilla roots.
@@ -157,6 +165,7 @@ enum Command {
     },
     /// Price a month of usage: a TOML file with the keys of a report's `monthly_usage` block
     /// (see scenarios/usage/example.toml).
+    #[command(after_help = COST_EXAMPLES)]
     Cost {
         /// Usage file (TOML): billable keys at the top level, absent = 0; a report's run
         /// figures (peaks, method, factor) are read and ignored.
@@ -169,8 +178,71 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// List the price tables with their source and dates.
+    #[command(after_help = PRICING_EXAMPLES)]
     Pricing,
 }
+
+// Every subcommand's --help ends with examples that run as written from the repository root
+// (`cargo run --release --` in place of `dosim`); a test runs them (drive's: their arguments).
+const SIMULATE_EXAMPLES: &str = "\
+Examples:
+  # The design document's Phase 0 under its own strategy; the full summary
+  dosim simulate scenarios/seed-phase0.toml
+
+  # One object per room with standard accept() sockets; the whole report as JSON too
+  dosim simulate scenarios/seed-scale.toml --strategy per-room --hibernation false --json report.json
+
+  # A launch-day peak on 8 objects, with an extra k6-style threshold (exit 99 if it fails)
+  dosim simulate scenarios/single-saturates.toml --strategy sharded:8 --threshold \"message.p99 < 250\"";
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  # single, per-room and sharded:4 side by side on Phase 0
+  dosim compare scenarios/seed-phase0.toml
+
+  # Other strategies, written as Markdown tables and CSV as well
+  dosim compare scenarios/seed-scale.toml --strategies single,per-room,sharded:8 --markdown compare.md --csv compare.csv
+
+  # Standard accept() sockets instead of the Hibernation API, under an older price table
+  dosim compare scenarios/seed-scale.toml --hibernation false --pricing cloudflare-2024-04";
+
+const SWEEP_EXAMPLES: &str = "\
+Examples:
+  # Phase 0 at half, once and twice its load, under single, per-room and sharded:4
+  dosim sweep scenarios/seed-phase0.toml --sessions-per-day 250,500,1000
+
+  # A cost curve as an SVG chart and CSV, without the progress bar
+  dosim sweep scenarios/seed-scale.toml --sessions-per-day 500,2000,8000 --svg curve.svg --csv curve.csv --quiet
+
+  # The same with standard accept() sockets, two strategies
+  dosim sweep scenarios/seed-scale.toml --sessions-per-day 500,2000,8000 --strategies single,per-room --hibernation false";
+
+const DRIVE_EXAMPLES: &str = "\
+Examples:
+  # One minute of the busiest hour against a local workerd (needs Node.js and npm the first time)
+  dosim drive scenarios/seed-scale.toml --local --strategy per-room --duration 60s --json drive.json
+
+  # Several strategies in turn, a fresh workerd each, then side by side as `compare` prints
+  dosim drive scenarios/seed-phase0.toml --local --strategies single,sharded:4 --duration 20s --markdown drives.md
+
+  # A deployed Worker over TLS; the stats token lets dosim reconcile with its counters
+  DOSIM_STATS_TOKEN=secret dosim drive scenarios/seed-scale.toml --target wss://dosim.example.workers.dev --strategy sharded:4";
+
+const COST_EXAMPLES: &str = "\
+Examples:
+  # A month of usage (the keys of a report's `monthly_usage` block; absent keys are zero)
+  dosim cost scenarios/usage/example.toml
+
+  # Under another price table, the bill as JSON too
+  dosim cost scenarios/usage/example.toml --pricing cloudflare-2026-01 --json bill.json";
+
+const PRICING_EXAMPLES: &str = "\
+Examples:
+  # Every price table, its source and the dates it applies to
+  dosim pricing
+
+  # Then price a comparison under one of them
+  dosim compare scenarios/seed-phase0.toml --pricing cloudflare-2024-04";
 
 #[derive(clap::Args)]
 struct Common {
@@ -248,10 +320,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             csv,
             svg,
+            quiet,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
-            let sweep =
-                dosim::sweep::run(&scenario, &sessions_per_day, &strategies, &pricing, &extra)?;
+            let bar = sweep_progress_bar(quiet);
+            let sweep = dosim::sweep::run(
+                &scenario,
+                &sessions_per_day,
+                &strategies,
+                &pricing,
+                &extra,
+                &mut |p| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(p.total as u64);
+                        bar.set_position(p.done as u64);
+                        if let Some(load) = p.load {
+                            bar.set_message(format!(
+                                "now {} sessions/day",
+                                dosim::report::human_count(load)
+                            ));
+                        }
+                    }
+                },
+            );
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            let sweep = sweep?;
             print!("{}", sweep.render_text());
             if let Some(path) = json {
                 write(&path, &(serde_json::to_string_pretty(&sweep)? + "\n"))?;
@@ -391,6 +486,26 @@ fn load(path: &Path, common: &Common) -> anyhow::Result<(Scenario, PriceTable, V
     Ok((scenario, pricing, extra))
 }
 
+/// A progress bar on standard error for a sweep, unless asked for quiet or standard error
+/// is not a terminal (a pipe, a file, CI), so that it never mixes into captured output.
+fn sweep_progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} sweep {bar:16} {pos}/{len} points · {elapsed}, ~{eta} left · {msg}",
+        )
+        .expect("valid template"),
+    );
+    // Ticks keep the elapsed time moving while one load (several points) runs.
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
@@ -416,7 +531,7 @@ fn print_comparison(
         write(&path, &comparison_csv(reports))?;
     }
     if let Some(path) = markdown {
-        write(&path, &format!("```text\n{table}```\n"))?;
+        write(&path, &comparison_markdown(reports))?;
     }
     Ok(())
 }

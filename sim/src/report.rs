@@ -162,6 +162,8 @@ pub struct Report {
     pub seed: u64,
     /// The price table used for `bill`.
     pub pricing: String,
+    /// The WebSocket API the room objects use (billed accordingly).
+    pub websocket_api: WebSocketApi,
     /// Length of the simulated or measured window.
     pub window_seconds: f64,
     /// Where the numbers come from.
@@ -244,6 +246,7 @@ impl Report {
             human_seconds(self.window_seconds)
         );
         let _ = writeln!(o, "  {}", self.provenance.method);
+        let _ = writeln!(o, "  WebSocket API: {}", self.websocket_api.describe());
         let s = &self.sessions;
         let _ = writeln!(
             o,
@@ -412,178 +415,511 @@ pub fn human_count(v: f64) -> String {
     }
 }
 
-/// Several runs of one workload side by side.
-pub fn render_comparison(reports: &[Report]) -> String {
-    let mut o = String::new();
-    let Some(first) = reports.first() else {
-        return o;
-    };
-    let _ = writeln!(
-        o,
-        "dosim {}: scenario {} · seed {} · window {} · prices {} · {}",
-        if first.mode == "drive" {
-            "drive, strategies side by side"
+/// Which WebSocket API a run's room objects use; it decides what their duration bills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebSocketApi {
+    /// The WebSocket Hibernation API: an object is billed only while it handles events.
+    #[default]
+    Hibernation,
+    /// Standard `accept()`: an object is billed while any socket is connected to it.
+    Accept,
+}
+
+impl WebSocketApi {
+    /// The API a scenario's `platform.hibernation` selects.
+    pub fn from_hibernation(hibernation: bool) -> Self {
+        if hibernation {
+            Self::Hibernation
         } else {
-            "compare"
-        },
-        first.scenario,
-        first.seed,
-        human_seconds(first.window_seconds),
-        first.pricing,
-        first.provenance.method
-    );
-    let _ = writeln!(o, "monthly figures: {}\n", first.monthly_usage.method);
-    let names: Vec<&str> = reports.iter().map(|r| r.strategy.as_str()).collect();
-    // Wide enough for a count in the billions with separators.
-    let width = names.iter().map(|n| n.len()).max().unwrap_or(8).max(16) + 2;
-    let row = |o: &mut String, label: &str, cells: Vec<String>| {
-        let _ = write!(o, "{label:<34}");
-        for c in cells {
-            let _ = write!(o, "{c:>width$}");
+            Self::Accept
         }
-        o.push('\n');
-    };
-    row(&mut o, "", names.iter().map(|n| n.to_string()).collect());
+    }
+
+    /// Its name in JSON and CSV: `hibernation` or `accept`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Hibernation => "hibernation",
+            Self::Accept => "accept",
+        }
+    }
+
+    /// For the header of a printed report: the API and what it means for the bill.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Hibernation => "Hibernation API (objects billed only while handling events)",
+            Self::Accept => {
+                "standard accept() sockets (objects billed while any socket is connected)"
+            }
+        }
+    }
+}
+
+/// Several runs of one workload side by side, as a text table.
+pub fn render_comparison(reports: &[Report]) -> String {
+    comparison(reports).map_or_else(String::new, |c| c.to_text())
+}
+
+/// Several runs of one workload side by side, as a Markdown document: a title, how the
+/// figures were obtained, then GitHub-flavoured tables with one column per run.
+pub fn comparison_markdown(reports: &[Report]) -> String {
+    comparison(reports).map_or_else(String::new, |c| c.to_markdown())
+}
+
+/// One row of a comparison: a label and one cell per run.
+struct Row {
+    /// A report key the label starts with (set in monospace in Markdown).
+    key: Option<&'static str>,
+    /// The rest of the label.
+    label: String,
+    cells: Vec<String>,
+}
+
+impl Row {
+    fn new(label: &str, cells: Vec<String>) -> Row {
+        Row {
+            key: None,
+            label: label.to_string(),
+            cells,
+        }
+    }
+
+    fn keyed(key: &'static str, label: &str, cells: Vec<String>) -> Row {
+        Row {
+            key: Some(key),
+            label: label.to_string(),
+            cells,
+        }
+    }
+
+    fn text_label(&self) -> String {
+        match self.key {
+            Some(k) if self.label.is_empty() => k.to_string(),
+            Some(k) => format!("{k} {}", self.label),
+            None => self.label.clone(),
+        }
+    }
+
+    fn markdown_label(&self) -> String {
+        let label = md_escape(&self.label);
+        match self.key {
+            Some(k) if self.label.is_empty() => md_code(k),
+            Some(k) => format!("{} {label}", md_code(k)),
+            None => label,
+        }
+    }
+}
+
+/// A group of rows, optionally under a title (and a sentence after it).
+struct Section {
+    title: Option<String>,
+    /// Whether the text table prints the title (else only Markdown shows it, as a heading).
+    title_in_text: bool,
+    note: Option<String>,
+    rows: Vec<Row>,
+}
+
+/// A fact stated above the table: the same for every run, or one value per run.
+enum Fact {
+    Same(String),
+    Each(Vec<(String, String)>),
+}
+
+struct HeaderFact {
+    name: &'static str,
+    /// Short enough for the first line of the text header.
+    inline: bool,
+    value: Fact,
+}
+
+/// What a comparison holds, before it is rendered as text or Markdown.
+struct Comparison {
+    /// "compare", or "drive, strategies side by side".
+    what: &'static str,
+    scenario: String,
+    facts: Vec<HeaderFact>,
+    strategies: Vec<String>,
+    sections: Vec<Section>,
+}
+
+/// The width of the label column of the text table.
+const LABEL_WIDTH: usize = 34;
+
+fn comparison(reports: &[Report]) -> Option<Comparison> {
+    let first = reports.first()?;
     let each = |f: &dyn Fn(&Report) -> String| reports.iter().map(f).collect::<Vec<_>>();
-    row(
-        &mut o,
-        "sessions arrived",
-        each(&|r| r.sessions.arrived.to_string()),
-    );
-    row(
-        &mut o,
-        "admitted",
-        each(&|r| r.sessions.admitted.to_string()),
-    );
-    row(&mut o, "queued", each(&|r| r.sessions.queued.to_string()));
-    row(
-        &mut o,
-        "abandoned",
-        each(&|r| r.sessions.abandoned.to_string()),
-    );
-    row(
-        &mut o,
-        "rejected",
-        each(&|r| r.sessions.rejected.to_string()),
-    );
+    let fact = |name, inline, f: &dyn Fn(&Report) -> String| {
+        let values = each(f);
+        let value = if values.windows(2).all(|w| w[0] == w[1]) {
+            Fact::Same(values[0].clone())
+        } else {
+            Fact::Each(
+                reports
+                    .iter()
+                    .map(|r| r.strategy.clone())
+                    .zip(values)
+                    .collect(),
+            )
+        };
+        HeaderFact {
+            name,
+            inline,
+            value,
+        }
+    };
+    let facts = vec![
+        fact("seed", true, &|r| r.seed.to_string()),
+        fact("window", true, &|r| human_seconds(r.window_seconds)),
+        fact("prices", true, &|r| r.pricing.clone()),
+        fact("WebSocket API", false, &|r| {
+            r.websocket_api.describe().to_string()
+        }),
+        fact("figures", false, &|r| r.provenance.method.clone()),
+        fact("monthly figures", false, &|r| {
+            r.monthly_usage.method.clone()
+        }),
+    ];
+
+    let mut main = vec![
+        Row::new(
+            "sessions arrived",
+            each(&|r| r.sessions.arrived.to_string()),
+        ),
+        Row::new("admitted", each(&|r| r.sessions.admitted.to_string())),
+        Row::new("queued", each(&|r| r.sessions.queued.to_string())),
+        Row::new("abandoned", each(&|r| r.sessions.abandoned.to_string())),
+        Row::new("rejected", each(&|r| r.sessions.rejected.to_string())),
+    ];
     for lat in ["connect", "admission_wait", "message", "object_queue"] {
         for stat in ["p50", "p99"] {
-            row(
-                &mut o,
-                &format!("{lat} {stat} (ms)"),
+            main.push(Row::keyed(
+                lat,
+                &format!("{stat} (ms)"),
                 each(&|r| opt(r.latency_ms.get(lat).and_then(|l| l.stat(stat)))),
-            );
+            ));
         }
     }
-    row(
-        &mut o,
-        "overload errors",
-        each(&|r| r.usage.overload_errors.to_string()),
-    );
-    row(
-        &mut o,
-        "peak connections",
-        each(&|r| r.usage.peak_connections.to_string()),
-    );
-    row(
-        &mut o,
-        "peak active objects",
-        each(&|r| r.usage.peak_active_objects.to_string()),
-    );
-    row(
-        &mut o,
-        "objects created",
-        each(&|r| r.usage.objects_created.to_string()),
-    );
-    o.push_str("\nmonthly usage\n");
-    for i in 0..11 {
-        let label = usage_rows(&first.monthly_usage.usage.billable)[i].0;
-        row(
-            &mut o,
-            &format!("  {label}"),
-            each(&|r| human_count(usage_rows(&r.monthly_usage.usage.billable)[i].1)),
-        );
-    }
-    let _ = writeln!(o, "\nmonthly bill (USD, {})", first.pricing);
-    for (i, item) in first.bill.line_items.iter().enumerate() {
-        row(
-            &mut o,
-            &format!("  {}", item.name),
-            each(&|r| {
-                r.bill
-                    .line_items
-                    .get(i)
-                    .map_or("-".into(), |l| format!("{:.2}", l.cost_usd))
-            }),
-        );
-    }
-    row(
-        &mut o,
-        "  total",
-        each(&|r| format!("{:.2}", r.bill.total_usd)),
-    );
-    if let Some(refc) = &first.reference {
-        let _ = writeln!(
-            o,
-            "\nhand estimate: ${:.2}/month ({})",
-            refc.total_usd, refc.source
-        );
-        if refc.bill_under_reference_pricing.is_some() {
-            let label = format!(
-                "  {} usage at the estimate's prices ({})",
-                if first.mode == "drive" {
-                    "measured and projected"
-                } else {
-                    "simulated"
-                },
-                refc.bill_under_reference_pricing
-                    .as_ref()
-                    .map_or("", |b| b.pricing.as_str())
-            );
-            let _ = writeln!(o, "{label}");
-            row(
-                &mut o,
+    main.extend([
+        Row::new(
+            "overload errors",
+            each(&|r| r.usage.overload_errors.to_string()),
+        ),
+        Row::new(
+            "peak connections",
+            each(&|r| r.usage.peak_connections.to_string()),
+        ),
+        Row::new(
+            "peak active objects",
+            each(&|r| r.usage.peak_active_objects.to_string()),
+        ),
+        Row::new(
+            "objects created",
+            each(&|r| r.usage.objects_created.to_string()),
+        ),
+    ]);
+    let mut sections = vec![Section {
+        title: None,
+        title_in_text: false,
+        note: None,
+        rows: main,
+    }];
+
+    let usage = (0..usage_rows(&first.monthly_usage.usage.billable).len())
+        .map(|i| {
+            let key = usage_rows(&first.monthly_usage.usage.billable)[i].0;
+            Row::keyed(
+                key,
                 "",
+                each(&|r| human_count(usage_rows(&r.monthly_usage.usage.billable)[i].1)),
+            )
+        })
+        .collect();
+    sections.push(Section {
+        title: Some("monthly usage".into()),
+        title_in_text: true,
+        note: None,
+        rows: usage,
+    });
+
+    let mut bill: Vec<Row> = first
+        .bill
+        .line_items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            Row::new(
+                &item.name,
+                each(&|r| {
+                    r.bill
+                        .line_items
+                        .get(i)
+                        .map_or("-".into(), |l| format!("{:.2}", l.cost_usd))
+                }),
+            )
+        })
+        .collect();
+    bill.push(Row::new(
+        "total",
+        each(&|r| format!("{:.2}", r.bill.total_usd)),
+    ));
+    sections.push(Section {
+        title: Some(format!("monthly bill (USD, {})", first.pricing)),
+        title_in_text: true,
+        note: None,
+        rows: bill,
+    });
+
+    if let Some(refc) = &first.reference {
+        let mut rows = Vec::new();
+        if let Some(b) = &refc.bill_under_reference_pricing {
+            rows.push(Row::new(
+                &format!(
+                    "{} usage at the estimate's prices ({})",
+                    if first.mode == "drive" {
+                        "measured and projected"
+                    } else {
+                        "simulated"
+                    },
+                    b.pricing
+                ),
                 each(&|r| {
                     r.reference
                         .as_ref()
                         .and_then(|x| x.bill_under_reference_pricing.as_ref())
                         .map_or("-".into(), |b| format!("{:.2}", b.total_usd))
                 }),
-            );
+            ));
         }
+        sections.push(Section {
+            title: Some("hand estimate".into()),
+            title_in_text: true,
+            note: Some(format!("${:.2}/month ({})", refc.total_usd, refc.source)),
+            rows,
+        });
     }
-    if reports.iter().any(|r| !r.thresholds.is_empty()) {
-        row(
-            &mut o,
-            "thresholds",
-            each(&|r| {
-                let failed = r.thresholds.iter().filter(|t| !t.pass).count();
-                if failed == 0 {
-                    "pass".into()
-                } else {
-                    format!("{failed} FAILED")
+    sections.extend(thresholds_section(reports));
+
+    Some(Comparison {
+        what: if first.mode == "drive" {
+            "drive, strategies side by side"
+        } else {
+            "compare"
+        },
+        scenario: first.scenario.clone(),
+        facts,
+        strategies: each(&|r| r.strategy.clone()),
+        sections,
+    })
+}
+
+/// The thresholds row of a comparison (absent when no run has thresholds).
+fn thresholds_section(reports: &[Report]) -> Option<Section> {
+    if reports.iter().all(|r| r.thresholds.is_empty()) {
+        return None;
+    }
+    let cells = reports
+        .iter()
+        .map(|r| {
+            let failed = r.thresholds.iter().filter(|t| !t.pass).count();
+            if failed == 0 {
+                "pass".into()
+            } else {
+                format!("{failed} FAILED")
+            }
+        })
+        .collect();
+    Some(Section {
+        title: Some("thresholds".into()),
+        title_in_text: false,
+        note: None,
+        rows: vec![Row::new("thresholds", cells)],
+    })
+}
+
+impl Comparison {
+    fn to_text(&self) -> String {
+        let mut o = String::new();
+        let _ = write!(o, "dosim {}: scenario {}", self.what, self.scenario);
+        for f in self.facts.iter().filter(|f| f.inline) {
+            if let Fact::Same(v) = &f.value {
+                let _ = write!(o, " · {} {v}", f.name);
+            }
+        }
+        o.push('\n');
+        for f in &self.facts {
+            match &f.value {
+                Fact::Same(_) if f.inline => {}
+                Fact::Same(v) => {
+                    let _ = writeln!(o, "{}: {v}", f.name);
                 }
-            }),
+                Fact::Each(values) => {
+                    let _ = writeln!(o, "{}:", f.name);
+                    for (strategy, v) in values {
+                        let _ = writeln!(o, "  {strategy}: {v}");
+                    }
+                }
+            }
+        }
+        // Wide enough for a count in the billions with separators.
+        let width = self
+            .strategies
+            .iter()
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(8)
+            .max(16)
+            + 2;
+        let row = |o: &mut String, label: &str, cells: &[String]| {
+            let _ = write!(o, "{label:<LABEL_WIDTH$}");
+            for c in cells {
+                let _ = write!(o, "{c:>width$}");
+            }
+            o.push('\n');
+        };
+        o.push('\n');
+        row(&mut o, "", &self.strategies);
+        for (i, section) in self.sections.iter().enumerate() {
+            if i > 0 {
+                o.push('\n');
+            }
+            if let Some(title) = section.title.as_ref().filter(|_| section.title_in_text) {
+                match &section.note {
+                    Some(note) => {
+                        let _ = writeln!(o, "{title}: {note}");
+                    }
+                    None => {
+                        let _ = writeln!(o, "{title}");
+                    }
+                }
+            }
+            let indent = if section.title_in_text { "  " } else { "" };
+            for r in &section.rows {
+                let label = format!("{indent}{}", r.text_label());
+                // A label too long for its column gets a line of its own.
+                if label.chars().count() > LABEL_WIDTH {
+                    let _ = writeln!(o, "{label}");
+                    row(&mut o, "", &r.cells);
+                } else {
+                    row(&mut o, &label, &r.cells);
+                }
+            }
+        }
+        o
+    }
+
+    fn to_markdown(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# dosim {}: {}\n",
+            md_escape(self.what),
+            md_escape(&self.scenario)
         );
+        let _ = writeln!(o, "- **Scenario:** {}", md_code(&self.scenario));
+        for f in &self.facts {
+            let name = capitalized(f.name);
+            match &f.value {
+                Fact::Same(v) => {
+                    let _ = writeln!(o, "- **{name}:** {}", md_escape(v));
+                }
+                Fact::Each(values) => {
+                    let _ = writeln!(o, "- **{name}:**");
+                    for (strategy, v) in values {
+                        let _ = writeln!(o, "  - {}: {}", md_code(strategy), md_escape(v));
+                    }
+                }
+            }
+        }
+        // An empty label column, then one right-aligned column per run.
+        let header = {
+            let mut h = String::from("| |");
+            for s in &self.strategies {
+                let _ = write!(h, " {} |", md_escape(s));
+            }
+            h.push_str("\n|---|");
+            h.push_str(&"---:|".repeat(self.strategies.len()));
+            h
+        };
+        for section in &self.sections {
+            o.push('\n');
+            if let Some(title) = &section.title {
+                let _ = writeln!(o, "## {}\n", md_escape(&capitalized(title)));
+            }
+            if let Some(note) = &section.note {
+                let _ = writeln!(o, "{}\n", md_escape(note));
+            }
+            if section.rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(o, "{header}");
+            for r in &section.rows {
+                let _ = write!(o, "| {} |", r.markdown_label());
+                for c in &r.cells {
+                    let _ = write!(o, " {} |", md_escape(c));
+                }
+                o.push('\n');
+            }
+        }
+        o
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}
+
+/// Text for Markdown: characters that would start emphasis, code, links, HTML or end a
+/// table cell are escaped.
+fn md_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\\' | '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#'
+        ) {
+            o.push('\\');
+        }
+        o.push(c);
     }
     o
+}
+
+/// A Markdown code span (a `|` in it is escaped, which GitHub requires in a table cell).
+fn md_code(s: &str) -> String {
+    if s.contains('`') {
+        md_escape(s)
+    } else {
+        format!("`{}`", s.replace('|', "\\|"))
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
 }
 
 /// Several runs as CSV: one row per strategy, the headline figures as columns.
 pub fn comparison_csv(reports: &[Report]) -> String {
     let mut o = String::from(
-        "scenario,strategy,mode,pricing,sessions_arrived,admitted,rejected,abandoned,connect_p50_ms,connect_p99_ms,message_p50_ms,message_p99_ms,overload_errors,peak_connections,monthly_total_usd\n",
+        "scenario,strategy,mode,pricing,websocket_api,sessions_arrived,admitted,rejected,abandoned,connect_p50_ms,connect_p99_ms,message_p50_ms,message_p99_ms,overload_errors,peak_connections,monthly_total_usd\n",
     );
     for r in reports {
         let l = &r.latency_ms;
         let _ = writeln!(
             o,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.scenario,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&r.scenario),
             r.strategy,
             r.mode,
-            r.pricing,
+            csv_field(&r.pricing),
+            r.websocket_api.key(),
             r.sessions.arrived,
             r.sessions.admitted,
             r.sessions.rejected,
@@ -714,6 +1050,7 @@ impl Report {
             strategy: p.strategy.to_string(),
             seed: p.scenario.seed,
             pricing: p.pricing.name.clone(),
+            websocket_api: WebSocketApi::from_hibernation(p.scenario.platform.hibernation),
             window_seconds: p.window_seconds,
             provenance: p.provenance,
             sessions: p.sessions,
@@ -734,5 +1071,111 @@ impl Report {
             .map(|t| t.evaluate(|m| report.metric(m, &p.scenario.limits)))
             .collect();
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(strategy: &str, api: WebSocketApi) -> Report {
+        Report {
+            mode: "simulate".into(),
+            scenario: "s".into(),
+            strategy: strategy.into(),
+            seed: 7,
+            pricing: "p".into(),
+            websocket_api: api,
+            window_seconds: 3600.0,
+            provenance: Provenance {
+                method: "simulated".into(),
+                ..Provenance::default()
+            },
+            ..Report::default()
+        }
+    }
+
+    /// The `|` that separate cells (not the escaped ones inside a cell).
+    fn cell_separators(line: &str) -> usize {
+        let b = line.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+            .count()
+    }
+
+    #[test]
+    fn markdown_comparison_is_tables_with_one_column_per_run() {
+        let reports = [
+            run("single", WebSocketApi::Accept),
+            run("odd|name", WebSocketApi::Accept),
+        ];
+        let md = comparison_markdown(&reports);
+        assert!(!md.contains("```"), "{md}");
+        assert!(md.starts_with("# dosim compare: s\n"), "{md}");
+        assert!(
+            md.contains("\n| | single | odd\\|name |\n|---|---:|---:|\n"),
+            "{md}"
+        );
+        for fact in [
+            "**Seed:** 7",
+            "**Prices:** p",
+            "**WebSocket API:** standard accept()",
+        ] {
+            assert!(md.contains(fact), "{fact} missing from\n{md}");
+        }
+        assert!(md.contains("**Figures:** simulated"), "{md}");
+        // Every row of every table has a label and one cell per run.
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert!(rows.len() > 20, "{md}");
+        for l in rows {
+            assert_eq!(cell_separators(l), 4, "{l}");
+        }
+    }
+
+    #[test]
+    fn a_fact_that_differs_between_runs_is_given_for_each() {
+        let mut b = run("b", WebSocketApi::Hibernation);
+        b.provenance.method = "measured against ws://127.0.0.1:2".into();
+        let reports = [run("a", WebSocketApi::Accept), b];
+        let text = render_comparison(&reports);
+        assert!(
+            text.contains("figures:\n  a: simulated\n  b: measured against ws://127.0.0.1:2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("WebSocket API:\n  a: standard accept()"),
+            "{text}"
+        );
+        assert!(text.contains("  b: Hibernation API"), "{text}");
+        let md = comparison_markdown(&reports);
+        assert!(md.contains("- **Figures:**\n  - `a`: simulated\n"), "{md}");
+    }
+
+    #[test]
+    fn every_header_names_the_websocket_api() {
+        let accept = run("single", WebSocketApi::Accept);
+        let hib = run("single", WebSocketApi::Hibernation);
+        assert!(accept
+            .render_text()
+            .contains("WebSocket API: standard accept() sockets"));
+        assert!(hib.render_text().contains("WebSocket API: Hibernation API"));
+        assert!(render_comparison(std::slice::from_ref(&accept))
+            .contains("\nWebSocket API: standard accept()"));
+        let csv = comparison_csv(&[accept, hib]);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let col = header.iter().position(|&h| h == "websocket_api").unwrap();
+        let values: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(col).unwrap())
+            .collect();
+        assert_eq!(values, ["accept", "hibernation"]);
+    }
+
+    #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }

@@ -17,6 +17,8 @@ mod drive;
 mod drive_tls;
 /// Behaviour of the platform model: socket caps, billing states, the lobby, overload.
 mod model;
+/// What a user reads: report headers, Markdown, sweep progress, `--help` examples.
+mod output;
 /// The simulator against closed-form queueing theory.
 mod queueing;
 /// Broken scenario and usage files get clear errors.
