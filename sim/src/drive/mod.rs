@@ -19,8 +19,13 @@
 //! # Measurements
 //!
 //! - `latency_ms.connect`: upgrade start → first server frame (`joined`, `queued` or
-//!   `rejected`), sessions arriving in the window;
-//! - `latency_ms.admission_wait`: upgrade start → `joined` (includes queueing);
+//!   `rejected`), of every connect the driver made, as k6's `ws_connecting` counts every
+//!   connection: the carried sessions' during the ramp (which may connect them faster than
+//!   they arrived: up to 500 per second) and the arriving sessions'; `drive.latency_ms`
+//!   has the two apart (`carried_connect`, `window_connect`), so a short window with few
+//!   arrivals still has connect figures;
+//! - `latency_ms.admission_wait`: upgrade start → `joined` (includes queueing), sessions
+//!   arriving in the window;
 //! - `latency_ms.message`: per recipient, from the message's **intended** send time (the
 //!   plan's) to its receipt — coordinated-omission corrected as wrk2 does;
 //! - `latency_ms.message_from_send`: per recipient, from the actual write;
@@ -39,16 +44,16 @@
 //! |---|---|
 //! | `target`, `status`, `stopped` | the endpoint; `complete`, `target_down` or `interrupted`, and why |
 //! | `local` | with `--local`: workerd's pid, its `DOSIM_*` settings, whether `npm ci`/`npm run build` ran |
-//! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real), `covered_scenario_seconds`, real `ramp_seconds`, `grace_seconds`, `cut_seconds`, `started_at_unix_ms` |
+//! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real, as run), `covered_scenario_seconds` (the scenario time the window covered, less than `planned_scenario_seconds` when the run stopped early: every monthly figure is projected from it), `cut_short`, `stopped_during` (`start`, `ramp`, `window`, `grace` or `departures`; absent when the run ended normally), real `ramp_seconds`, `grace_seconds` (it ends once nothing is in flight) and its limit `grace_limit_seconds` (`--grace`), `cut_seconds`, `started_at_unix_ms` |
 //! | `carried`, `arrivals` | planned, started, failed, upgraded, admitted, queued, rejected sessions of each group |
-//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP, TLS for `wss://`, HTTP upgrade), `carried_connect` (ramp) |
+//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP, TLS for `wss://`, HTTP upgrade), `carried_connect` (the carried sessions' connects, during the ramp) and `window_connect` (the arriving sessions'): together `latency_ms.connect` |
 //! | `deliveries` | `expected`, `received` (= the Worker's `messages_out`), `received_expected`, `missed` = `missed_connected` (recipient stayed: a loss) + `missed_departing` (recipient's leave raced the message), `unexpected` (recipient seated before its `joined` arrived), `duplicated`, `unknown` |
 //! | `faults` | by category: `connect_refused`, `connect_timeout`, `connect_reset`, `connect_error`, `tls_error` (TLS handshake, e.g. an unknown CA), `upgrade_4xx`, `upgrade_5xx`, `handshake_error`, `answer_timeout` (no first frame), `dropped` (connection lost without a close frame), `server_close_<code>` (an unexpected close code, e.g. 1011, 1012), `leave_timeout`, `send_error`, `error_frame_<code>`, `unparsable_frame`, `unexpected_frame`, `protocol_error`, `aborted_before_answer` |
 //! | `usage_sources` | for each usage line: measured by the driver, or modelled (and from what) |
 //! | `projection` | inputs of the monthly factor (see below) |
 //! | `cpu` | with `--local`: workerd CPU in the ramp (connects only) and the window; `cpu_ms_per_connect`, `cpu_ms_per_message` — the calibration figures for `platform.worker_cpu_ms_per_connect` and the service times |
 //! | `driver` | the driver's own CPU per message, peak sockets, RSS per connection, open-file limit |
-//! | `reconciliation` | `ok`, every `check` (driver vs Worker), `differences`, `object_differences`, `restarts` (counters lost), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `connections_after` |
+//! | `reconciliation` | `ok` (no difference, no restart), every `check` (driver vs Worker), `differences`, `object_differences`, `restarts` (counters lost), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `connections_after`; after a Ctrl-C that had to close sockets without waiting for the Worker (a second Ctrl-C, or an orderly stop longer than 5 s), the checks that differ are in `not_comparable` with `not_comparable_reason` instead of `differences` |
 //! | `warnings` | e.g. few arrivals in the window, limits that differ from the scenario |
 //!
 //! # Monthly projection
@@ -63,6 +68,15 @@
 //! and arriving) made, because a short window at the scenario's real rate holds few
 //! arrivals, and at a busy hour arrivals outpace occupancy. Admission losses
 //! in the run are assumed for the whole month.
+//!
+//! A run stopped early (Ctrl-C, the target gone) projects from what it covered: the
+//! covered scenario time is the part of the window run before the stop (all of it when the
+//! stop came during the grace or the departures), the plan's session-seconds are those of
+//! that part, and the report says the run was cut short (`drive.time.cut_short`, a warning,
+//! `provenance.method`). Stopped before the window began (during the ramp), it covered
+//! nothing: there is no projection (`drive.projection.factor` null), the monthly usage and
+//! bill are zeros and are not shown as a bill, and a threshold on `monthly_cost_usd` has no
+//! data.
 //!
 //! # Usage lines
 //!
