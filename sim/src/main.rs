@@ -5,13 +5,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use dosim::model::strategy::Strategy;
 use dosim::pricing::PriceTable;
 use dosim::report::{comparison_csv, comparison_markdown, render_comparison, Report};
 use dosim::scenario::{Dur, Scenario};
-use dosim::threshold::Threshold;
+use dosim::threshold::{NoData, Threshold};
 use dosim::usage::UsageFile;
 
 /// Which sharding design to run for real-time rooms on Cloudflare Durable Objects, what it
@@ -255,6 +255,10 @@ struct Common {
     /// Extra threshold, for example "message.p99 < 250" (repeatable).
     #[arg(long = "threshold")]
     thresholds: Vec<String>,
+    /// What a threshold whose metric has no value in the run (no samples) counts as:
+    /// pass (the default, or the scenario's thresholds.no_data) or fail.
+    #[arg(long, value_name = "pass|fail")]
+    no_data: Option<NoData>,
     /// Override the scenario's WebSocket API: true = Hibernation API, false = accept().
     #[arg(long)]
     hibernation: Option<bool>,
@@ -381,6 +385,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common,
             json,
         } => {
+            if target.is_none() && !local {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "say what to drive: --target ws://HOST:PORT (or wss://HOST) for a running \
+                         Worker, or --local to start one on a local workerd",
+                    )
+                    .exit();
+            }
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let opts = dosim::drive::Options {
                 target,
@@ -396,6 +409,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stats_token,
                 connect_timeout: Duration::from_nanos(timeout.0),
                 progress: !quiet,
+                progress_label: None,
                 require_reconciled,
             };
             if strategies.is_empty() {
@@ -474,6 +488,9 @@ fn load(path: &Path, common: &Common) -> anyhow::Result<(Scenario, PriceTable, V
     }
     if let Some(h) = common.hibernation {
         scenario.platform.hibernation = h;
+    }
+    if let Some(n) = common.no_data {
+        scenario.thresholds.no_data = n;
     }
     let name = common.pricing.as_deref().unwrap_or(&scenario.pricing);
     let pricing = PriceTable::builtin(name).map_err(dosim::Error::from)?;

@@ -774,9 +774,19 @@ fn cents(d: Decimal) -> Decimal {
     c
 }
 
-/// `1234567.5` → `1,234,567.5` (trailing zeros dropped).
+/// A quantity for display (the exact value stays in the JSON): from 100 up a whole number
+/// (`55042.372881` → `55,042`), from 1 two decimals, below 1 up to six; trailing zeros
+/// dropped.
 fn fmt_number(d: Decimal) -> String {
-    group_digits(&d.normalize().to_string())
+    let dp = if d.abs() >= Decimal::ONE_HUNDRED {
+        0
+    } else if d.abs() >= Decimal::ONE {
+        2
+    } else {
+        QUANTITY_DECIMALS
+    };
+    let shown = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    group_digits(&shown.normalize().to_string())
 }
 
 /// `$1,234.50`: always two decimals.
@@ -1826,6 +1836,13 @@ mod tests {
         assert!(text.contains("$12.50 / 1M GB-s"), "{text}");
         assert!(text.contains("$0.20 / GB-month"), "{text}");
         assert!(text.contains("21,610,000"), "{text}");
+        // Counts are shown whole, small quantities with their decimals.
+        assert_eq!(
+            fmt_number(Decimal::from_f64(55_042.372881).unwrap()),
+            "55,042"
+        );
+        assert_eq!(fmt_number(Decimal::from_f64(78.414521).unwrap()), "78.41");
+        assert_eq!(fmt_number(Decimal::from_f64(0.000123).unwrap()), "0.000123");
         assert!(
             text.contains("432,000,000 incoming messages / 20"),
             "{text}"

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::{LatencySummary, TimeSeries};
 use crate::pricing::Bill;
-use crate::threshold::ThresholdResult;
+use crate::threshold::{ThresholdResult, Verdict};
 use crate::usage::Usage;
 
 /// Session outcomes.
@@ -213,7 +213,7 @@ impl Report {
             "room_limit_share" => limits
                 .max_active_rooms
                 .and_then(|m| share(self.usage.peak_active_rooms, u64::from(m))),
-            "monthly_cost_usd" => Some(self.bill.total_f64()),
+            "monthly_cost_usd" => self.projected().then(|| self.bill.total_f64()),
             other => {
                 let (lat, stat) = other.split_once('.')?;
                 self.latency_ms.get(lat)?.stat(stat)
@@ -221,9 +221,34 @@ impl Report {
         }
     }
 
-    /// Whether every threshold passed.
+    /// Whether every threshold passed (a check without data counts as its policy says).
     pub fn thresholds_pass(&self) -> bool {
         self.thresholds.iter().all(|t| t.pass)
+    }
+
+    /// Whether the monthly figures are a projection: false for a drive that covered none of
+    /// its window (stopped during the ramp), whose monthly usage and bill are zeros, not an
+    /// estimate.
+    pub fn projected(&self) -> bool {
+        self.drive
+            .as_ref()
+            .is_none_or(|d| d.projection.factor.is_some())
+    }
+
+    /// Evaluate the scenario's thresholds and `extra` ones on this report, replacing any
+    /// earlier results.
+    pub fn check_thresholds(
+        &mut self,
+        scenario: &crate::scenario::Scenario,
+        extra: &[crate::threshold::Threshold],
+    ) {
+        let mut checks = scenario.threshold_checks();
+        checks.extend(extra.iter().cloned());
+        let no_data = scenario.thresholds.no_data;
+        self.thresholds = checks
+            .iter()
+            .map(|t| t.evaluate(|m| self.metric(m, &scenario.limits), no_data))
+            .collect();
     }
 
     /// Pretty JSON (stable key order, trailing newline).
@@ -250,8 +275,12 @@ impl Report {
         let s = &self.sessions;
         let _ = writeln!(
             o,
-            "\nSessions: {} arrived, {} admitted ({} after queueing), {} queued, {} abandoned, {} rejected{}",
+            "\nSessions: {} arrived{}, {} admitted ({} after queueing), {} queued, {} abandoned, {} rejected{}",
             s.arrived,
+            self.drive.as_ref().map_or(String::new(), |d| format!(
+                " in the window (besides {} carried over from before it, connected during the ramp: see Drive below)",
+                d.carried.started
+            )),
             s.admitted,
             s.admitted_from_queue,
             s.queued,
@@ -308,23 +337,34 @@ impl Report {
         let u = &self.usage;
         let _ = writeln!(
             o,
-            "\nPeaks: {} connections, {} active rooms, {} active objects, {} queued; {} objects created; {} overload errors of {} object requests",
-            u.peak_connections,
-            u.peak_active_rooms,
-            u.peak_active_objects,
+            "\nPeaks: {}, {}, {}, {} queued; {} created; {} overload errors of {}",
+            counted(u.peak_connections, "connection", "connections"),
+            counted(u.peak_active_rooms, "active room", "active rooms"),
+            counted(u.peak_active_objects, "active object", "active objects"),
             u.peak_queue_length,
-            u.objects_created,
+            counted(u.objects_created, "object", "objects"),
             u.overload_errors,
-            u.object_requests
+            counted(u.object_requests, "object request", "object requests")
         );
-        let _ = writeln!(o, "\nMonthly usage ({}):", self.monthly_usage.method);
-        let mu = &self.monthly_usage.usage.billable;
-        for (name, v) in usage_rows(mu) {
-            let _ = writeln!(o, "  {name:<28}{:>18}", human_count(v));
+        if self.projected() {
+            let _ = writeln!(o, "\nMonthly usage (30-day month), how:");
+            for part in self.monthly_usage.method.split("; ") {
+                o.push_str(&wrap(part, 96, "  - ", "    "));
+            }
+            let mu = &self.monthly_usage.usage.billable;
+            for (name, v) in usage_rows(mu) {
+                let _ = writeln!(o, "  {name:<28}{:>18}", human_count(v));
+            }
+            o.push('\n');
+            o.push_str(&indent(&self.bill.render_text(), "  "));
+        } else {
+            let _ = writeln!(
+                o,
+                "\nMonthly usage and bill: not projected: {}",
+                self.monthly_usage.method
+            );
         }
-        let _ = writeln!(o, "\nMonthly bill under {}:", self.bill.pricing);
-        o.push_str(&indent(&self.bill.render_text(), "  "));
-        if let Some(r) = &self.reference {
+        if let Some(r) = self.reference.as_ref().filter(|_| self.projected()) {
             let _ = writeln!(
                 o,
                 "\nHand estimate: ${:.2}/month ({}) vs computed ${:.2}/month under {}",
@@ -350,15 +390,96 @@ impl Report {
             for t in &self.thresholds {
                 let _ = writeln!(
                     o,
-                    "  {} {:<40} value {}",
-                    if t.pass { "pass" } else { "FAIL" },
+                    "  {:<8} {:<40} {}",
+                    verdict_label(t),
                     t.check,
-                    t.value.map_or("n/a".into(), |v| format!("{v:.4}"))
+                    value_text(t)
                 );
             }
         }
         o
     }
+}
+
+/// `pass`, `FAIL` or `no data`.
+fn verdict_label(t: &ThresholdResult) -> &'static str {
+    match t.verdict {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "FAIL",
+        Verdict::NoData => "no data",
+    }
+}
+
+/// The value of a check, or what its missing value counts as.
+fn value_text(t: &ThresholdResult) -> String {
+    match (t.value, t.pass) {
+        (Some(v), _) => format!("value {v:.4}"),
+        (None, true) => "no value in this run (not a failure; --no-data fail to fail)".into(),
+        (None, false) => "no value in this run (a failure: no data counts as fail)".into(),
+    }
+}
+
+/// The thresholds of one run in a table cell: `pass`, `N FAILED` (a check without data
+/// that counts as failed included) or `pass (N no data)`; [`threshold_lines`] names them.
+pub fn threshold_cell(r: &Report) -> String {
+    let failed = r.thresholds.iter().filter(|t| !t.pass).count();
+    let no_data = r
+        .thresholds
+        .iter()
+        .filter(|t| t.pass && t.verdict == Verdict::NoData)
+        .count();
+    match (failed, no_data) {
+        (0, 0) => "pass".into(),
+        (0, n) => format!("pass ({n} no data)"),
+        (n, _) => format!("{n} FAILED"),
+    }
+}
+
+/// The checks of several runs that did not pass outright, one line each: verdict, run,
+/// check and value (empty when every check passed).
+pub fn threshold_lines(reports: &[Report]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in reports {
+        for t in r.thresholds.iter().filter(|t| t.verdict != Verdict::Pass) {
+            out.push(format!(
+                "{:<8} {}: {} ({})",
+                verdict_label(t),
+                r.strategy,
+                t.check,
+                value_text(t)
+            ));
+        }
+    }
+    out
+}
+
+/// `1 object`, `2 objects`.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `text` wrapped at `width` characters, the first line after `first`, the others after
+/// `rest`.
+fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
+    let mut out = String::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = rest.to_string();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }
 
 /// The usage fields in report order, with their names.
@@ -517,6 +638,8 @@ struct Section {
     title_in_text: bool,
     note: Option<String>,
     rows: Vec<Row>,
+    /// Lines under the rows (text: indented; Markdown: a list).
+    footer: Vec<String>,
 }
 
 /// A fact stated above the table: the same for every run, or one value per run.
@@ -622,6 +745,7 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
         title_in_text: false,
         note: None,
         rows: main,
+        footer: Vec::new(),
     }];
 
     let usage = (0..usage_rows(&first.monthly_usage.usage.billable).len())
@@ -639,6 +763,7 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
         title_in_text: true,
         note: None,
         rows: usage,
+        footer: Vec::new(),
     });
 
     let mut bill: Vec<Row> = first
@@ -667,6 +792,7 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
         title_in_text: true,
         note: None,
         rows: bill,
+        footer: Vec::new(),
     });
 
     if let Some(refc) = &first.reference {
@@ -695,6 +821,7 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
             title_in_text: true,
             note: Some(format!("${:.2}/month ({})", refc.total_usd, refc.source)),
             rows,
+            footer: Vec::new(),
         });
     }
     sections.extend(thresholds_section(reports));
@@ -712,27 +839,21 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
     })
 }
 
-/// The thresholds row of a comparison (absent when no run has thresholds).
+/// The thresholds row of a comparison (absent when no run has thresholds), with a line under
+/// it for every check that failed or had no data.
 fn thresholds_section(reports: &[Report]) -> Option<Section> {
     if reports.iter().all(|r| r.thresholds.is_empty()) {
         return None;
     }
-    let cells = reports
-        .iter()
-        .map(|r| {
-            let failed = r.thresholds.iter().filter(|t| !t.pass).count();
-            if failed == 0 {
-                "pass".into()
-            } else {
-                format!("{failed} FAILED")
-            }
-        })
-        .collect();
     Some(Section {
         title: Some("thresholds".into()),
         title_in_text: false,
         note: None,
-        rows: vec![Row::new("thresholds", cells)],
+        rows: vec![Row::new(
+            "thresholds",
+            reports.iter().map(threshold_cell).collect(),
+        )],
+        footer: threshold_lines(reports),
     })
 }
 
@@ -803,6 +924,9 @@ impl Comparison {
                     row(&mut o, &label, &r.cells);
                 }
             }
+            for line in &section.footer {
+                let _ = writeln!(o, "  {line}");
+            }
         }
         o
     }
@@ -858,6 +982,12 @@ impl Comparison {
                     let _ = write!(o, " {} |", md_escape(c));
                 }
                 o.push('\n');
+            }
+            if !section.footer.is_empty() {
+                o.push('\n');
+                for line in &section.footer {
+                    let _ = writeln!(o, "- {}", md_escape(line));
+                }
             }
         }
         o
@@ -1064,12 +1194,7 @@ impl Report {
             timeseries: p.timeseries,
             drive: None,
         };
-        let mut checks = p.scenario.threshold_checks();
-        checks.extend(p.extra_thresholds.iter().cloned());
-        report.thresholds = checks
-            .iter()
-            .map(|t| t.evaluate(|m| report.metric(m, &p.scenario.limits)))
-            .collect();
+        report.check_thresholds(p.scenario, p.extra_thresholds);
         Ok(report)
     }
 }
@@ -1077,6 +1202,123 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drive::DriveDetails;
+
+    fn check(check: &str, value: Option<f64>, pass: bool, verdict: Verdict) -> ThresholdResult {
+        ThresholdResult {
+            check: check.into(),
+            value,
+            pass,
+            verdict,
+        }
+    }
+
+    fn drive_report(strategy: &str, target: &str, factor: Option<f64>) -> Report {
+        let mut d = DriveDetails::default();
+        d.carried.started = 58;
+        d.projection.factor = factor;
+        d.target = target.into();
+        Report {
+            mode: "drive".into(),
+            strategy: strategy.into(),
+            provenance: Provenance {
+                method: format!("measured: 20 s over real WebSockets against {target}"),
+                ..Provenance::default()
+            },
+            usage: RunUsage {
+                objects_created: 1,
+                peak_connections: 58,
+                ..RunUsage::default()
+            },
+            bill: crate::pricing::price(
+                &Usage::default(),
+                &crate::pricing::PriceTable::builtin(crate::pricing::PriceTable::DEFAULT).unwrap(),
+            )
+            .unwrap(),
+            thresholds: vec![
+                check("message.p99 < 500", Some(2.0), true, Verdict::Pass),
+                check("connect.p99 < 1", Some(2.0), false, Verdict::Fail),
+                check("admission_wait.p99 < 1000", None, true, Verdict::NoData),
+            ],
+            drive: Some(d),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_says_each_verdict_the_carried_sessions_and_one_bill_header() {
+        let text = drive_report("single", "ws://a", Some(2.0)).render_text();
+        assert!(
+            text.contains("no data  admission_wait.p99 < 1000"),
+            "{text}"
+        );
+        assert!(text.contains("FAIL     connect.p99 < 1"), "{text}");
+        assert!(
+            text.contains("0 arrived in the window (besides 58 carried"),
+            "{text}"
+        );
+        assert!(text.contains("1 object created"), "{text}");
+        assert!(
+            text.contains("58 connections, 0 active rooms, 0 active objects"),
+            "{text}"
+        );
+        assert_eq!(text.matches("Bill under price table").count(), 1, "{text}");
+        assert!(!text.contains("Monthly bill under"), "{text}");
+        // A drive that covered none of its window shows no bill as if it were real.
+        let text = drive_report("single", "ws://a", None).render_text();
+        assert!(text.contains("not projected"), "{text}");
+        assert!(!text.contains("Bill under price table"), "{text}");
+    }
+
+    #[test]
+    fn a_drive_without_projection_has_no_cost_to_check() {
+        let mut r = drive_report("single", "ws://a", None);
+        let limits = crate::scenario::LimitsSpec::default();
+        assert_eq!(r.metric("monthly_cost_usd", &limits), None);
+        r.drive.as_mut().unwrap().projection.factor = Some(1.0);
+        assert_eq!(r.metric("monthly_cost_usd", &limits), Some(5.0));
+    }
+
+    #[test]
+    fn the_comparison_names_failed_and_no_data_checks_and_every_target() {
+        let mut b = drive_report("per-room", "ws://b", Some(2.0));
+        b.thresholds.truncate(1);
+        let reports = [drive_report("single", "ws://a", Some(2.0)), b];
+        let table = render_comparison(&reports);
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("thresholds"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(row.contains("1 FAILED") && row.ends_with("pass"), "{row}");
+        assert!(
+            table.contains("FAIL     single: connect.p99 < 1 (value 2.0000)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("no data  single: admission_wait.p99 < 1000"),
+            "{table}"
+        );
+        assert!(!table.contains("per-room: message.p99"), "{table}");
+        // Each run's own target.
+        assert!(table.contains("single: measured: 20 s over real WebSockets against ws://a"));
+        assert!(table.contains("per-room: measured: 20 s over real WebSockets against ws://b"));
+        assert_eq!(threshold_cell(&reports[1]), "pass");
+        let mut only_no_data = reports[1].clone();
+        only_no_data.thresholds[0].verdict = Verdict::NoData;
+        assert_eq!(threshold_cell(&only_no_data), "pass (1 no data)");
+    }
+
+    #[test]
+    fn counts_are_pluralised_and_long_text_wrapped() {
+        assert_eq!(counted(1, "object", "objects"), "1 object");
+        assert_eq!(counted(0, "object", "objects"), "0 objects");
+        let w = wrap(&"word ".repeat(40), 30, "  - ", "    ");
+        assert!(
+            w.lines().count() > 1 && w.lines().all(|l| l.chars().count() <= 30),
+            "{w}"
+        );
+        assert!(w.starts_with("  - word") && w.lines().nth(1).unwrap().starts_with("    word"));
+    }
 
     fn run(strategy: &str, api: WebSocketApi) -> Report {
         Report {

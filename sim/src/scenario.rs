@@ -636,7 +636,8 @@ pub struct Reference {
     pub note: Option<String>,
 }
 
-/// `[thresholds]`: pass/fail checks (k6-style). Any failure makes the run exit with 99.
+/// `[thresholds]`: pass/fail checks (k6-style). Any failure makes the run exit with 99; a
+/// check without data does not, unless `no_data = "fail"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
@@ -651,6 +652,8 @@ pub struct Thresholds {
     /// `connection_limit_share < this` when `max_total_connections` is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_alert_share: Option<f64>,
+    /// What a check whose metric has no value counts as (`--no-data` overrides it).
+    pub no_data: crate::threshold::NoData,
 }
 
 impl Default for Thresholds {
@@ -660,6 +663,7 @@ impl Default for Thresholds {
             budget_usd: None,
             budget_alert_share: 0.8,
             connection_alert_share: None,
+            no_data: crate::threshold::NoData::Pass,
         }
     }
 }

@@ -9,7 +9,12 @@
 //! - `room_limit_share`: peak active rooms over `max_active_rooms`;
 //! - `monthly_cost_usd`: the projected monthly bill.
 //!
-//! A check whose metric has no value (for example a percentile of an empty histogram) fails.
+//! A check whose metric has no value — a percentile of an empty histogram, a share of zero
+//! arrivals, a limit share without that limit, the cost of a drive that covered none of its
+//! window — has the third verdict, **no data**: nothing measured broke the bound, and nothing
+//! showed it holds. By default it does not fail the run (as a k6 threshold on a metric that
+//! was never emitted); [`NoData::Fail`] (`--no-data fail`, or `thresholds.no_data = "fail"`
+//! in the scenario) makes it count as a failure.
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,6 +53,41 @@ impl Op {
     }
 }
 
+/// What a check without data counts as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoData {
+    /// It does not fail the run (the default).
+    #[default]
+    Pass,
+    /// It fails the run, as a failed check does.
+    Fail,
+}
+
+impl FromStr for NoData {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pass" => Ok(NoData::Pass),
+            "fail" => Ok(NoData::Fail),
+            _ => Err(format!("{s:?}: expected pass or fail")),
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The value holds the bound.
+    #[default]
+    Pass,
+    /// The value breaks the bound.
+    Fail,
+    /// The metric has no value in this run.
+    NoData,
+}
+
 /// One check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
@@ -66,8 +106,12 @@ pub struct ThresholdResult {
     pub check: String,
     /// The measured value (null when unavailable).
     pub value: Option<f64>,
-    /// Whether it passed.
+    /// Whether it counts as passed: verdict `pass`, or `no_data` when no data does not fail
+    /// (see [`NoData`]). Any `false` fails the run.
     pub pass: bool,
+    /// `pass`, `fail` or `no_data`.
+    #[serde(default)]
+    pub verdict: Verdict,
 }
 
 const LATENCIES: [&str; 4] = ["connect", "admission_wait", "message", "object_queue"];
@@ -100,13 +144,28 @@ impl Threshold {
         }
     }
 
-    /// Evaluate with a lookup of metric values.
-    pub fn evaluate(&self, value_of: impl Fn(&str) -> Option<f64>) -> ThresholdResult {
+    /// Evaluate with a lookup of metric values; `no_data` says what a missing value counts
+    /// as.
+    pub fn evaluate(
+        &self,
+        value_of: impl Fn(&str) -> Option<f64>,
+        no_data: NoData,
+    ) -> ThresholdResult {
         let value = value_of(&self.metric).filter(|v| v.is_finite());
+        let verdict = match value {
+            None => Verdict::NoData,
+            Some(v) if self.op.holds(v, self.bound) => Verdict::Pass,
+            Some(_) => Verdict::Fail,
+        };
         ThresholdResult {
             check: self.to_string(),
             value,
-            pass: value.is_some_and(|v| self.op.holds(v, self.bound)),
+            pass: match verdict {
+                Verdict::Pass => true,
+                Verdict::Fail => false,
+                Verdict::NoData => no_data == NoData::Pass,
+            },
+            verdict,
         }
     }
 }
@@ -173,10 +232,22 @@ mod tests {
     }
 
     #[test]
-    fn evaluates_and_fails_without_data() {
+    fn evaluates_with_a_third_verdict_without_data() {
         let t: Threshold = "monthly_cost_usd < 10".parse().unwrap();
-        assert!(t.evaluate(|_| Some(9.99)).pass);
-        assert!(!t.evaluate(|_| Some(10.0)).pass);
-        assert!(!t.evaluate(|_| None).pass);
+        let r = t.evaluate(|_| Some(9.99), NoData::Pass);
+        assert!(r.pass && r.verdict == Verdict::Pass);
+        let r = t.evaluate(|_| Some(10.0), NoData::Pass);
+        assert!(!r.pass && r.verdict == Verdict::Fail);
+        // No value (or a non-finite one) is no data: it passes unless asked to fail.
+        for missing in [None, Some(f64::NAN)] {
+            let r = t.evaluate(|_| missing, NoData::Pass);
+            assert_eq!((r.pass, r.verdict, r.value), (true, Verdict::NoData, None));
+            let r = t.evaluate(|_| missing, NoData::Fail);
+            assert_eq!((r.pass, r.verdict), (false, Verdict::NoData));
+        }
+        let json = serde_json::to_value(t.evaluate(|_| None, NoData::Pass)).unwrap();
+        assert_eq!(json["verdict"], "no_data");
+        assert_eq!("fail".parse::<NoData>(), Ok(NoData::Fail));
+        assert!("maybe".parse::<NoData>().is_err());
     }
 }

@@ -72,14 +72,28 @@ pub struct TimeDetails {
     pub from_reason: String,
     /// Scenario seconds per real second.
     pub speedup: f64,
-    /// Real length of the measured window.
+    /// Real length of the measured window as run (`--duration`, or less when the run
+    /// stopped early).
     pub duration_seconds: f64,
-    /// Scenario time the window covers (`duration × speedup`).
+    /// Scenario time the window covered: `duration × speedup`, or the part run before an
+    /// early stop (0 when it stopped before the window began). Every monthly figure is
+    /// projected from it.
     pub covered_scenario_seconds: f64,
+    /// Scenario time the window was to cover (`--duration × --speedup`).
+    pub planned_scenario_seconds: f64,
+    /// The run stopped before the window's end: it covered less than planned.
+    pub cut_short: bool,
+    /// The phase the run was stopped in: `ramp`, `window`, `grace` or `departures` (null
+    /// when it ran to the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_during: Option<String>,
     /// Real length of the ramp (connecting the carried sessions).
     pub ramp_seconds: f64,
-    /// Real length of the grace (deliveries in flight).
+    /// Real length of the grace (deliveries in flight): it ends as soon as nothing is in
+    /// flight, at most `grace_limit_seconds` after the window.
     pub grace_seconds: f64,
+    /// The grace's limit (`--grace`).
+    pub grace_limit_seconds: f64,
     /// Real length of the final departures.
     pub cut_seconds: f64,
     /// Wall clock at the start of the run (Unix ms).
@@ -112,8 +126,12 @@ pub struct DriveLatency {
     pub arrival_lag: LatencySummary,
     /// TCP connect plus HTTP upgrade (start → 101).
     pub upgrade: LatencySummary,
-    /// Connect latency of the carried sessions during the ramp.
+    /// Connect latency of the carried sessions during the ramp (part of
+    /// `latency_ms.connect`).
     pub carried_connect: LatencySummary,
+    /// Connect latency of the sessions arriving in the window (the rest of
+    /// `latency_ms.connect`).
+    pub window_connect: LatencySummary,
 }
 
 /// Deliveries of the window's messages, per recipient.
@@ -221,13 +239,40 @@ impl DriveDetails {
         let t = &self.time;
         let _ = writeln!(o, "\nDrive: {} · status {}", self.target, self.status);
         if let Some(s) = &self.stopped {
-            let _ = writeln!(o, "  stopped early: {s}");
+            let _ = writeln!(
+                o,
+                "  stopped early{}: {s}",
+                t.stopped_during
+                    .as_deref()
+                    .map_or(String::new(), |p| format!(" during the {p}"))
+            );
         }
+        if t.cut_short {
+            let _ = writeln!(
+                o,
+                "  CUT SHORT: the window covered {:.1}s of the planned {:.0}s of scenario time; {}",
+                t.covered_scenario_seconds,
+                t.planned_scenario_seconds,
+                if self.projection.factor.is_some() {
+                    "the monthly figures are projected from the part covered"
+                } else {
+                    "nothing to project a month from"
+                }
+            );
+        }
+        let grace = if t.grace_seconds + 0.05 < t.grace_limit_seconds {
+            format!(
+                "grace {:.1}s (of up to {:.1}s: nothing left in flight)",
+                t.grace_seconds, t.grace_limit_seconds
+            )
+        } else {
+            format!("grace {:.1}s", t.grace_seconds)
+        };
         let _ = writeln!(
             o,
-            "  scenario time {} + {:.0}s (×{} speed-up) in {:.1}s real; ramp {:.1}s, grace {:.1}s, departures {:.1}s",
+            "  scenario time {} + {:.0}s (×{} speed-up) in {:.1}s real; ramp {:.1}s, {grace}, departures {:.1}s",
             t.from, t.covered_scenario_seconds, t.speedup, t.duration_seconds, t.ramp_seconds,
-            t.grace_seconds, t.cut_seconds
+            t.cut_seconds
         );
         let _ = writeln!(o, "  from: {}", t.from_reason);
         let c = &self.carried;
@@ -250,6 +295,16 @@ impl DriveDetails {
             d.missed_departing, d.unexpected, d.duplicated
         );
         let l = &self.latency_ms;
+        let connects = |l: &LatencySummary| match (l.p50, l.p99) {
+            (Some(a), Some(b)) => format!("p50/p99 {a:.2}/{b:.2} ms over {}", l.count),
+            _ => "none".into(),
+        };
+        let _ = writeln!(
+            o,
+            "  connect latency: carried sessions (ramp) {}; window arrivals {}",
+            connects(&l.carried_connect),
+            connects(&l.window_connect)
+        );
         let _ = writeln!(
             o,
             "  arrival lag p99 {} ms, upgrade p50/p99 {}/{} ms",
@@ -291,13 +346,23 @@ impl DriveDetails {
             None => {
                 let _ = writeln!(o, "  reconciliation: not done (see the warnings)");
             }
+            Some(r) if r.ok && r.not_comparable.is_empty() => {
+                let _ = writeln!(
+                    o,
+                    "  reconciliation: every counter matches the Worker's stats ({} checks, {})",
+                    r.checks.len(),
+                    crate::report::counted(r.objects, "object", "objects")
+                );
+            }
             Some(r) if r.ok => {
                 let _ = writeln!(
                     o,
-                    "  reconciliation: every counter matches the Worker's stats ({} checks, {} objects)",
-                    r.checks.len(),
-                    r.objects
+                    "  reconciliation: no difference among the counters that can be compared; not comparable after the interrupt, because {}:",
+                    r.not_comparable_reason.as_deref().unwrap_or("")
                 );
+                for d in &r.not_comparable {
+                    let _ = writeln!(o, "    {d}");
+                }
             }
             Some(r) => {
                 let _ = writeln!(o, "  reconciliation: DIFFERENCES");
@@ -314,6 +379,9 @@ impl DriveDetails {
                 for x in &r.restarts {
                     let _ = writeln!(o, "    restart: {} ({})", x.object, x.how);
                 }
+                for d in &r.not_comparable {
+                    let _ = writeln!(o, "    not comparable after the interrupt: {d}");
+                }
             }
         }
         if let Some(r) = &self.reconciliation {
@@ -321,8 +389,9 @@ impl DriveDetails {
                 let times: u64 = r.evictions.iter().map(|(_, n)| n).sum();
                 let _ = writeln!(
                     o,
-                    "  evictions: {} object(s) went idle, were evicted and started again ({times} times in all), their counters kept",
-                    r.evictions.len()
+                    "  evictions: {} went idle, were evicted and started again ({} in all), their counters kept",
+                    crate::report::counted(r.evictions.len() as u64, "object", "objects"),
+                    crate::report::counted(times, "time", "times")
                 );
             }
         }
@@ -330,5 +399,35 @@ impl DriveDetails {
             let _ = writeln!(o, "  warning: {w}");
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_the_grace_limit_and_a_cut_short_window() {
+        let mut d = DriveDetails::default();
+        d.time.grace_limit_seconds = 2.0;
+        d.time.planned_scenario_seconds = 60.0;
+        d.time.covered_scenario_seconds = 60.0;
+        let text = d.render_text();
+        assert!(text.contains("grace 0.0s (of up to 2.0s"), "{text}");
+        assert!(!text.contains("CUT SHORT"), "{text}");
+        d.time.grace_seconds = 2.0;
+        d.time.cut_short = true;
+        d.time.covered_scenario_seconds = 4.9;
+        d.time.stopped_during = Some("window".into());
+        d.stopped = Some("interrupted (Ctrl-C)".into());
+        d.projection.factor = Some(3.0);
+        let text = d.render_text();
+        assert!(text.contains("grace 2.0s,"), "{text}");
+        assert!(text.contains("stopped early during the window"), "{text}");
+        assert!(
+            text.contains("CUT SHORT: the window covered 4.9s of the planned 60s"),
+            "{text}"
+        );
+        assert!(text.contains("projected from the part covered"), "{text}");
     }
 }

@@ -19,8 +19,13 @@
 //! # Measurements
 //!
 //! - `latency_ms.connect`: upgrade start → first server frame (`joined`, `queued` or
-//!   `rejected`), sessions arriving in the window;
-//! - `latency_ms.admission_wait`: upgrade start → `joined` (includes queueing);
+//!   `rejected`), of every connect the driver made, as k6's `ws_connecting` counts every
+//!   connection: the carried sessions' during the ramp (which may connect them faster than
+//!   they arrived: up to 500 per second) and the arriving sessions'; `drive.latency_ms`
+//!   has the two apart (`carried_connect`, `window_connect`), so a short window with few
+//!   arrivals still has connect figures;
+//! - `latency_ms.admission_wait`: upgrade start → `joined` (includes queueing), sessions
+//!   arriving in the window;
 //! - `latency_ms.message`: per recipient, from the message's **intended** send time (the
 //!   plan's) to its receipt — coordinated-omission corrected as wrk2 does;
 //! - `latency_ms.message_from_send`: per recipient, from the actual write;
@@ -39,16 +44,16 @@
 //! |---|---|
 //! | `target`, `status`, `stopped` | the endpoint; `complete`, `target_down` or `interrupted`, and why |
 //! | `local` | with `--local`: workerd's pid, its `DOSIM_*` settings, whether `npm ci`/`npm run build` ran |
-//! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real), `covered_scenario_seconds`, real `ramp_seconds`, `grace_seconds`, `cut_seconds`, `started_at_unix_ms` |
+//! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real, as run), `covered_scenario_seconds` (the scenario time the window covered, less than `planned_scenario_seconds` when the run stopped early: every monthly figure is projected from it), `cut_short`, `stopped_during` (`start`, `ramp`, `window`, `grace` or `departures`; absent when the run ended normally), real `ramp_seconds`, `grace_seconds` (it ends once nothing is in flight) and its limit `grace_limit_seconds` (`--grace`), `cut_seconds`, `started_at_unix_ms` |
 //! | `carried`, `arrivals` | planned, started, failed, upgraded, admitted, queued, rejected sessions of each group |
-//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP, TLS for `wss://`, HTTP upgrade), `carried_connect` (ramp) |
+//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP, TLS for `wss://`, HTTP upgrade), `carried_connect` (the carried sessions' connects, during the ramp) and `window_connect` (the arriving sessions'): together `latency_ms.connect` |
 //! | `deliveries` | `expected`, `received` (= the Worker's `messages_out`), `received_expected`, `missed` = `missed_connected` (recipient stayed: a loss) + `missed_departing` (recipient's leave raced the message), `unexpected` (recipient seated before its `joined` arrived), `duplicated`, `unknown` |
 //! | `faults` | by category: `connect_refused`, `connect_timeout`, `connect_reset`, `connect_error`, `tls_error` (TLS handshake, e.g. an unknown CA), `upgrade_4xx`, `upgrade_5xx`, `handshake_error`, `answer_timeout` (no first frame), `dropped` (connection lost without a close frame), `server_close_<code>` (an unexpected close code, e.g. 1011, 1012), `leave_timeout`, `send_error`, `error_frame_<code>`, `unparsable_frame`, `unexpected_frame`, `protocol_error`, `aborted_before_answer` |
 //! | `usage_sources` | for each usage line: measured by the driver, or modelled (and from what) |
 //! | `projection` | inputs of the monthly factor (see below) |
 //! | `cpu` | with `--local`: workerd CPU in the ramp (connects only) and the window; `cpu_ms_per_connect`, `cpu_ms_per_message` — the calibration figures for `platform.worker_cpu_ms_per_connect` and the service times |
 //! | `driver` | the driver's own CPU per message, peak sockets, RSS per connection, open-file limit |
-//! | `reconciliation` | `ok`, every `check` (driver vs Worker), `differences`, `object_differences`, `restarts` (counters lost), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `connections_after` |
+//! | `reconciliation` | `ok` (no difference, no restart), every `check` (driver vs Worker), `differences`, `object_differences`, `restarts` (counters lost), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `connections_after`; after a Ctrl-C that had to close sockets without waiting for the Worker (a second Ctrl-C, or an orderly stop longer than 5 s), the checks that differ are in `not_comparable` with `not_comparable_reason` instead of `differences` |
 //! | `warnings` | e.g. few arrivals in the window, limits that differ from the scenario |
 //!
 //! # Monthly projection
@@ -63,6 +68,15 @@
 //! and arriving) made, because a short window at the scenario's real rate holds few
 //! arrivals, and at a busy hour arrivals outpace occupancy. Admission losses
 //! in the run are assumed for the whole month.
+//!
+//! A run stopped early (Ctrl-C, the target gone) projects from what it covered: the
+//! covered scenario time is the part of the window run before the stop (all of it when the
+//! stop came during the grace or the departures), the plan's session-seconds are those of
+//! that part, and the report says the run was cut short (`drive.time.cut_short`, a warning,
+//! `provenance.method`). Stopped before the window began (during the ramp), it covered
+//! nothing: there is no projection (`drive.projection.factor` null), the monthly usage and
+//! bill are zeros and are not shown as a bill, and a threshold on `monthly_cost_usd` has no
+//! data.
 //!
 //! # Usage lines
 //!
@@ -176,6 +190,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Show the live progress line when stderr is a terminal.
     pub progress: bool,
+    /// What the progress line calls the run (default: the strategy).
+    pub progress_label: Option<String>,
     /// Exit non-zero when the reconciliation finds a difference.
     pub require_reconciled: bool,
 }
@@ -196,6 +212,7 @@ impl Default for Options {
             stats_token: None,
             connect_timeout: Duration::from_secs(10),
             progress: true,
+            progress_label: None,
             require_reconciled: false,
         }
     }
@@ -273,13 +290,14 @@ pub fn drive_each(
     strategies: &[Strategy],
 ) -> Result<Vec<DriveRun>, DriveError> {
     let mut runs = Vec::new();
-    for &strategy in strategies {
+    for (i, &strategy) in strategies.iter().enumerate() {
         let run = drive(
             scenario,
             pricing,
             extra_thresholds,
             &Options {
                 strategy,
+                progress_label: Some(format!("{strategy} ({}/{})", i + 1, strategies.len())),
                 ..opts.clone()
             },
         )?;
@@ -435,7 +453,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
     }
     if inp.plan.projection.window_arrivals < 20 {
         inp.warnings.push(format!(
-            "only {} sessions of the plan arrive in the window: the connect and admission-wait latencies rest on few samples (use --speedup or a longer --duration)",
+            "only {} sessions of the plan arrive in the window: the session counts, the window's connects and the admission-wait latency rest on few samples (use --speedup or a longer --duration)",
             inp.plan.projection.window_arrivals
         ));
     }
@@ -503,14 +521,22 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         bar
     });
     let plan_copy = PlanSummary::of(&inp.plan);
-    let (times, samples) = if ctx.stopped().is_none() {
+    let ran = ctx.stopped().is_none();
+    let (times, samples) = if ran {
         run::orchestrate(
             ctx.clone(),
             inp.plan,
             ramp,
             inp.opts.grace,
             inp.probe.clone(),
-            progress.clone(),
+            progress.clone().map(|bar| run::Progress {
+                bar,
+                label: inp
+                    .opts
+                    .progress_label
+                    .clone()
+                    .unwrap_or_else(|| strategy.to_string()),
+            }),
         )
         .await
     } else {
@@ -520,6 +546,23 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         bar.finish_and_clear();
     }
     let stop = ctx.stopped();
+    let stopped_during = match ctx.stopped_in() {
+        _ if !ran => stop.as_ref().map(|_| "start"),
+        Some(run::Phase::Ramp) => Some("ramp"),
+        Some(run::Phase::Window { .. }) => Some("window"),
+        Some(run::Phase::Drain) => Some("grace"),
+        Some(run::Phase::Cut | run::Phase::Abort) => Some("departures"),
+        None => None,
+    };
+    // Sockets closed without waiting after a Ctrl-C leave counts that cannot be compared.
+    let forced = ctx.forced();
+    let not_comparable = (matches!(stop, Some(Stop::Interrupted(_))) && forced > 0).then(|| {
+        format!(
+            "{} closed without waiting for the Worker (a second Ctrl-C, or the orderly stop took longer than {} s): the Worker may have promoted, delivered or counted what the driver never saw",
+            crate::report::counted(forced, "socket was", "sockets were"),
+            run::INTERRUPT_STOP.as_secs()
+        )
+    });
 
     // Stats after.
     let mut reconciliation = None;
@@ -546,6 +589,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
                         &after,
                         &s.m.totals,
                         &s.m.per_object,
+                        not_comparable.as_deref(),
                     ));
                     let t = &s.m.totals;
                     let changes = t.admitted + t.queued_joins + t.left + t.abandoned + t.promoted;
@@ -577,6 +621,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         times: &times,
         samples: &samples,
         status: &status,
+        stopped_during,
         target: &inp.target,
         local: inp.local,
         reconciliation,
@@ -677,6 +722,8 @@ struct PlanSummary {
     carried: u64,
     arrivals: u64,
     projection: plan::ProjectionBasis,
+    /// Every session's planned `[arrival, end)`, to project from part of the window.
+    spans: Vec<(u64, u64)>,
 }
 
 impl PlanSummary {
@@ -687,7 +734,23 @@ impl PlanSummary {
             carried: p.carried.len() as u64,
             arrivals: p.arrivals.len() as u64,
             projection: p.projection.clone(),
+            spans: p
+                .carried
+                .iter()
+                .chain(&p.arrivals)
+                .map(plan::span_of)
+                .collect(),
         }
+    }
+
+    /// The projection basis of the part of the window covered (`covered_ns` of plan time
+    /// from `from`): the plan's own when it all ran.
+    fn basis(&self, s: &Scenario, covered_ns: u64) -> plan::ProjectionBasis {
+        if covered_ns >= self.time.span_ns {
+            return self.projection.clone();
+        }
+        let from = self.time.from_ns;
+        plan::ProjectionBasis::of(s, self.spans.iter().copied(), from, from + covered_ns)
     }
 }
 
@@ -701,6 +764,7 @@ struct Build<'a> {
     times: &'a run::PhaseTimes,
     samples: &'a run::Samples,
     status: &'a RunStatus,
+    stopped_during: Option<&'static str>,
     target: &'a Target,
     local: Option<LocalDetails>,
     reconciliation: Option<reconcile::Reconciliation>,
@@ -714,6 +778,64 @@ fn ms(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64() * 1000.0)
 }
 
+/// What of the window a run covered: all of it, or the part before an early stop.
+struct Covered {
+    /// Plan time covered from `from`.
+    ns: u64,
+    /// Real time the window ran.
+    real: Duration,
+    /// Less than planned.
+    cut_short: bool,
+}
+
+impl Covered {
+    fn of(b: &Build<'_>, covered_ns: u64) -> Covered {
+        let time = b.plan.time;
+        let cut_short = covered_ns < time.span_ns;
+        Covered {
+            ns: covered_ns.min(time.span_ns),
+            real: if cut_short {
+                b.times.window
+            } else {
+                time.duration
+            },
+            cut_short,
+        }
+    }
+
+    /// The time block of the drive details.
+    fn details(&self, b: &Build<'_>) -> TimeDetails {
+        let time = b.plan.time;
+        TimeDetails {
+            from_seconds: round3(time.from_ns as f64 / 1e9),
+            from: clock_label(time.from_ns),
+            from_reason: b.plan.from_reason.clone(),
+            speedup: time.speedup,
+            duration_seconds: round3(self.real.as_secs_f64()),
+            covered_scenario_seconds: round3(self.ns as f64 / 1e9),
+            planned_scenario_seconds: round3(time.span_ns as f64 / 1e9),
+            cut_short: self.cut_short,
+            stopped_during: b.stopped_during.map(str::to_string),
+            ramp_seconds: round3(b.times.ramp.as_secs_f64()),
+            grace_seconds: round3(b.times.grace.as_secs_f64()),
+            grace_limit_seconds: round3(b.times.grace_limit.as_secs_f64()),
+            cut_seconds: round3(b.times.cut.as_secs_f64()),
+            started_at_unix_ms: b.started_at_unix_ms.round(),
+        }
+    }
+}
+
+/// A stretch of scenario time for the reader: `1m`, or `4.9s` for a part of a second.
+fn span_label(ns: u64) -> String {
+    if ns == 0 {
+        "0s".into()
+    } else if ns % NS_PER_SEC == 0 {
+        crate::scenario::Dur(ns).to_string()
+    } else {
+        format!("{:.1}s", ns as f64 / NS_PER_SEC as f64)
+    }
+}
+
 fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     let s = b.scenario;
     let st = b.ctx.state();
@@ -721,6 +843,9 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     let c = &m.counts;
     let time = b.plan.time;
     let k = time.speedup;
+    let covered = Covered::of(&b, m.covered_ns);
+    let covered_time = span_label(covered.ns);
+    let time_details = covered.details(&b);
     let p = &s.platform;
     let mean = |d: &crate::scenario::DistSpec| d.mean_ns() / NS_PER_SEC as f64;
 
@@ -848,21 +973,24 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         "modelled: written rows × row_bytes, kept for the retention or half a month",
     );
 
-    // -- projection -----------------------------------------------------------------------------
-    let pr = &b.plan.projection;
+    // -- projection: from the part of the window covered ----------------------------------------
+    let pr = &b.plan.basis(s, covered.ns);
     let (method, factor) = match pr.factor() {
         Some(f) => (
             format!(
-                "window usage × {} = expected session-seconds of a 30-day month ({}) ÷ the plan's session-seconds in the covered {} of scenario time ({}): usage per occupied second as in the window",
+                "window usage × {}: a 30-day month's expected session-seconds ({}) ÷ the plan's in the {covered_time} of scenario time covered ({})",
                 round3(f),
                 crate::report::human_count(pr.month_session_seconds.round()),
-                crate::scenario::Dur(time.span_ns),
                 crate::report::human_count(pr.window_session_seconds.round())
             ),
             f,
         ),
+        None if covered.ns == 0 => (
+            "none: the run stopped before the measured window began, so it covered none of it; the monthly usage and bill are zeros, not an estimate".to_string(),
+            0.0,
+        ),
         None => (
-            "no projection: the covered scenario time holds no planned session".to_string(),
+            "none: the scenario time covered holds no planned session".to_string(),
             0.0,
         ),
     };
@@ -897,7 +1025,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             do_requests: lobby_rpcs * month,
             lobby_rows_written: lobby_changes * month * p.lobby_rows_written_per_change,
             method: format!(
-                "connects, Worker requests{}: expected arrivals of a 30-day month ({}) × per session started in the run ({} carried + {} arrivals: {:.4} connects, {:.4} requests{} each)",
+                "connects, Worker requests{}: a 30-day month's expected arrivals ({}) × per session started ({} carried + {} arrivals: {:.4} connects, {:.4} requests{} each)",
                 if b.lobby_mode { ", lobby RPCs and lobby rows" } else { "" },
                 crate::report::human_count(month.round()),
                 m.carried.started,
@@ -923,7 +1051,11 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         let ramp_cpu = ms(diff(sm.target_cpu[0], sm.target_cpu[1])).unwrap_or(0.0);
         let window_cpu = ms(diff(sm.target_cpu[1], sm.target_cpu[2])).unwrap_or(0.0);
         let ramp_connects = m.carried.upgraded;
-        let per_connect = if ramp_connects >= 20 {
+        // No window (stopped during the ramp): no sample at its start, no figure.
+        let sampled = sm.target_cpu[1].is_some();
+        let per_connect = if !sampled {
+            None
+        } else if ramp_connects >= 20 {
             Some(ramp_cpu / ramp_connects as f64)
         } else if c.upgrades > 0 && messages_in == 0 {
             Some(window_cpu / c.upgrades as f64)
@@ -931,6 +1063,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             None
         };
         let per_message = match (per_connect, messages_in) {
+            _ if !sampled => None,
             (_, 0) => None,
             (Some(pc), n) => Some(((window_cpu - pc * c.upgrades as f64) / n as f64).max(0.0)),
             (None, n) if c.upgrades == 0 => Some(window_cpu / n as f64),
@@ -973,7 +1106,27 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             b.times.carried_unanswered
         ));
     }
+    if covered.cut_short {
+        warnings.push(if factor > 0.0 {
+            format!(
+                "the run was cut short: it covered {covered_time} of the planned {} of scenario time, and the monthly figures are projected from that part",
+                span_label(time.span_ns)
+            )
+        } else {
+            "the run was cut short before any monthly projection was possible: the monthly usage and bill are zeros, not an estimate".to_string()
+        });
+    }
     if let Some(r) = &b.reconciliation {
+        if r.not_comparable_reason.is_some() {
+            warnings.push(format!(
+                "{} after the interrupt (sockets closed without waiting for the Worker): not differences, see reconciliation.not_comparable_reason",
+                crate::report::counted(
+                    r.not_comparable.len() as u64,
+                    "reconciliation check is not comparable",
+                    "reconciliation checks are not comparable"
+                )
+            ));
+        }
         if !r.restarts.is_empty() {
             warnings.push(format!(
                 "{} object(s) restarted during the run with their counters lost (a new isolate, e.g. the Worker restarted): their counters cover only the time since",
@@ -994,18 +1147,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             RunStatus::TargetDown(s) | RunStatus::Interrupted(s) => Some(s.clone()),
         },
         local: b.local.clone(),
-        time: TimeDetails {
-            from_seconds: round3(time.from_ns as f64 / 1e9),
-            from: clock_label(time.from_ns),
-            from_reason: b.plan.from_reason.clone(),
-            speedup: k,
-            duration_seconds: round3(time.duration.as_secs_f64()),
-            covered_scenario_seconds: round3(time.span_ns as f64 / 1e9),
-            ramp_seconds: round3(b.times.ramp.as_secs_f64()),
-            grace_seconds: round3(b.times.grace.as_secs_f64()),
-            cut_seconds: round3(b.times.cut.as_secs_f64()),
-            started_at_unix_ms: b.started_at_unix_ms.round(),
-        },
+        time: time_details,
         carried: SessionDetails {
             planned: b.plan.carried,
             started: m.carried.started,
@@ -1028,6 +1170,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
             arrival_lag: hs.arrival_lag.summary(),
             upgrade: hs.upgrade.summary(),
             carried_connect: hs.carried_connect.summary(),
+            window_connect: hs.window_connect.summary(),
         },
         deliveries: DeliveryDetails {
             expected: d.expected,
@@ -1070,11 +1213,10 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
 
     let mut notes = vec![
         format!(
-            "time: scenario time {} to {} ({} of scenario time) driven in {:.1} s of real time (speed-up ×{k}: arrival gaps, session lengths, message intervals and patience divided by {k}); the {} sessions in progress at the start connected during a {:.1} s ramp first, so rooms start at the plan's occupancy",
+            "time: scenario time {} to {} ({covered_time} of scenario time) driven in {:.1} s of real time (speed-up ×{k}: arrival gaps, session lengths, message intervals and patience divided by {k}); the {} sessions in progress at the start connected during a {:.1} s ramp first, so rooms start at the plan's occupancy",
             clock_label(time.from_ns),
-            clock_label(time.until_ns()),
-            crate::scenario::Dur(time.span_ns),
-            time.duration.as_secs_f64(),
+            clock_label(time.from_ns + covered.ns),
+            covered.real.as_secs_f64(),
             b.plan.carried,
             b.times.ramp.as_secs_f64()
         ),
@@ -1082,13 +1224,17 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         "latency: measured on the driver's monotonic clock (every room's members in one process); message latency per recipient from the intended send time (coordinated-omission corrected), message_from_send from the actual write, send_lag the difference".into(),
         "object_queue: cannot be measured from outside the Worker; left empty".into(),
         "usage: see drive.usage_sources for which lines are measured and which are modelled".into(),
-        "sessions, connect and admission-wait latency count the sessions arriving in the window; carried sessions are in drive.carried".into(),
+        "connect latency counts every connect, the carried sessions' during the ramp included (the ramp may connect them faster than they arrived); drive.latency_ms splits it into carried_connect and window_connect; sessions and admission-wait latency count the sessions arriving in the window (carried sessions: drive.carried)".into(),
     ];
     if b.local.is_some() {
         notes.push("target: the Worker on a local workerd on this machine (loopback): no Internet, no Cloudflare edge; latencies are the runtime's own".into());
     }
     if !matches!(b.status, RunStatus::Complete) {
-        notes.push("the run stopped early: figures cover what was measured until then".into());
+        notes.push(format!(
+            "the run stopped early{}: figures cover what was measured until then, and the monthly projection the {covered_time} of scenario time covered",
+            b.stopped_during
+                .map_or(String::new(), |p| format!(" (during the {p})"))
+        ));
     }
     let latency = LatencyBlock {
         connect: hs.connect.summary(),
@@ -1125,16 +1271,16 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         scenario: s,
         strategy: b.strategy,
         pricing: b.pricing,
-        window_seconds: round3(time.span_ns as f64 / 1e9),
+        window_seconds: round3(covered.ns as f64 / 1e9),
         provenance: Provenance {
             dosim_version: env!("CARGO_PKG_VERSION").to_string(),
             method: format!(
-                "measured: {:.0} s over real WebSockets against {}{}, scenario time {} + {} (×{k}), seed {}",
-                time.duration.as_secs_f64(),
+                "measured: {:.0} s over real WebSockets against {}{}, scenario time {} + {covered_time} (×{k}{}), seed {}",
+                covered.real.as_secs_f64(),
                 b.target,
                 if b.local.is_some() { " (local workerd)" } else { "" },
                 clock_label(time.from_ns),
-                crate::scenario::Dur(time.span_ns),
+                if covered.cut_short { ", cut short" } else { "" },
                 s.seed
             ),
             notes,
@@ -1149,5 +1295,7 @@ fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         extra_thresholds: b.extra_thresholds,
     })?;
     report.drive = Some(details);
+    // Again now that the report knows whether its monthly figures are a projection.
+    report.check_thresholds(s, b.extra_thresholds);
     Ok(report)
 }

@@ -104,6 +104,33 @@ pub struct ProjectionBasis {
 }
 
 impl ProjectionBasis {
+    /// The basis of the stretch `[from_ns, until_ns)` of plan time, from the planned
+    /// `[arrival, end)` of every session that can overlap it.
+    pub fn of(
+        s: &Scenario,
+        spans: impl IntoIterator<Item = (u64, u64)>,
+        from_ns: u64,
+        until_ns: u64,
+    ) -> ProjectionBasis {
+        let mut session_ns: u128 = 0;
+        let mut arrivals = 0;
+        for (arrival, end) in spans {
+            session_ns += u128::from(end.min(until_ns).saturating_sub(arrival.max(from_ns)));
+            if (from_ns..until_ns).contains(&arrival) {
+                arrivals += 1;
+            }
+        }
+        let mean_rate = s.arrivals.mean_rate();
+        let mean_length_s = s.sessions.length.mean_ns() / NS_PER_SEC as f64;
+        ProjectionBasis {
+            window_session_seconds: session_ns as f64 / NS_PER_SEC as f64,
+            month_session_seconds: mean_rate * MONTH_SECONDS as f64 * mean_length_s,
+            window_arrivals: arrivals,
+            expected_window_arrivals: expected_arrivals(s, from_ns, until_ns),
+            month_arrivals: mean_rate * MONTH_SECONDS as f64,
+        }
+    }
+
     /// The factor from the window to a month, if the window holds any planned session time.
     pub fn factor(&self) -> Option<f64> {
         (self.window_session_seconds > 0.0)
@@ -135,6 +162,14 @@ pub struct DrivePlan {
     pub arrivals: Vec<Planned>,
     /// For the monthly projection.
     pub projection: ProjectionBasis,
+}
+
+/// The planned `[arrival, end)` of a session.
+pub fn span_of(p: &Planned) -> (u64, u64) {
+    (
+        p.plan.arrival_ns,
+        p.plan.arrival_ns.saturating_add(p.plan.length_ns),
+    )
 }
 
 /// `"day 1 19:00:00"` for a plan time.
@@ -188,11 +223,8 @@ impl DrivePlan {
         let until = time.until_ns();
         let mut carried = Vec::new();
         let mut arrivals = Vec::new();
-        let mut session_ns: u128 = 0;
         for mut p in w.sessions_between(0, until) {
             let end = p.arrival_ns.saturating_add(p.length_ns);
-            let overlap = end.min(until).saturating_sub(p.arrival_ns.max(from_ns));
-            session_ns += u128::from(overlap);
             if p.arrival_ns < from_ns {
                 if end <= from_ns {
                     continue;
@@ -217,15 +249,12 @@ impl DrivePlan {
                 });
             }
         }
-        let mean_rate = s.arrivals.mean_rate();
-        let mean_length_s = s.sessions.length.mean_ns() / NS_PER_SEC as f64;
-        let projection = ProjectionBasis {
-            window_session_seconds: session_ns as f64 / NS_PER_SEC as f64,
-            month_session_seconds: mean_rate * MONTH_SECONDS as f64 * mean_length_s,
-            window_arrivals: arrivals.len() as u64,
-            expected_window_arrivals: expected_arrivals(s, from_ns, until),
-            month_arrivals: mean_rate * MONTH_SECONDS as f64,
-        };
+        let projection = ProjectionBasis::of(
+            s,
+            carried.iter().chain(&arrivals).map(span_of),
+            from_ns,
+            until,
+        );
         Ok(DrivePlan {
             time,
             from_reason,
@@ -404,6 +433,22 @@ message_interval = { dist = "exponential", mean = "30s" }
         assert!(f > 500.0 && f < 1500.0, "{f}");
         // 480/h over 10 minutes.
         assert!((p.projection.expected_window_arrivals - 80.0).abs() < 1e-6);
+        // The basis of the first 100 s alone (a run stopped early) is the plan's own for a
+        // window of that length.
+        let spans: Vec<_> = p.carried.iter().chain(&p.arrivals).map(span_of).collect();
+        let part = ProjectionBasis::of(&s, spans, from, from + 100 * NS_PER_SEC);
+        let short = DrivePlan::build(
+            &s,
+            &w,
+            &PlanOptions {
+                from_ns: Some(from),
+                duration: Duration::from_secs(10),
+                speedup: 10.0,
+            },
+        )
+        .unwrap();
+        assert_eq!(part, short.projection);
+        assert!(part.window_session_seconds < ws / 3.0);
     }
 
     #[test]

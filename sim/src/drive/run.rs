@@ -12,9 +12,14 @@
 //!    window's messages still in flight, then counts the missing ones.
 //! 4. **cut**: every session still present sends `leave` and waits for the server's close.
 //!
-//! A Ctrl-C, or the target going away (a workerd that exits, or a probe that cannot connect
-//! after connections dropped or were refused), aborts the run: every socket is closed at
-//! once and what was measured is reported.
+//! The target going away (a workerd that exits, or a probe that cannot connect after
+//! connections dropped or were refused) aborts the run: every socket is closed at once and
+//! what was measured is reported. A Ctrl-C stops it in order instead, so that the driver's
+//! counts still match the Worker's: the window ends there (nothing later is the window's),
+//! no grace, then the cut as at the end of a run — every user sends `leave` and waits for
+//! the server's close, so a queued user the Worker promotes meanwhile is seen as promoted —
+//! for at most [`INTERRUPT_STOP`]; a second Ctrl-C (or that limit) closes the rest at once,
+//! and the sockets so closed are counted ([`Ctx::forced`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +36,8 @@ use crate::workload::{room_name, Rng, RoomPick, Workload};
 
 /// How long a rejected socket may take to be closed by the server.
 const REJECT_CLOSE: Duration = Duration::from_secs(2);
+/// How long the orderly stop after a Ctrl-C may take before the sockets left are closed.
+pub(crate) const INTERRUPT_STOP: Duration = Duration::from_secs(5);
 
 /// The phase of the run, broadcast to every session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +75,13 @@ pub(crate) struct Ctx {
     pub room_object: Vec<u32>,
     pub state: Mutex<State>,
     pub ctl: watch::Sender<Phase>,
-    pub stop: Mutex<Option<Stop>>,
+    /// Why the run stopped early, and in which phase.
+    stop: Mutex<Option<(Stop, Phase)>>,
+    stopping: Notify,
+    /// Sockets closed without waiting for the server (after the stop's time limit, a second
+    /// Ctrl-C, or the target going away): the Worker may have done things with them (a
+    /// promotion, a delivery, a connect) that the driver never saw.
+    forced: AtomicU64,
     live: AtomicUsize,
     live_zero: Notify,
     carried_answered: AtomicUsize,
@@ -101,6 +114,8 @@ impl Ctx {
             state: Mutex::new(state),
             ctl: watch::channel(Phase::Ramp).0,
             stop: Mutex::new(None),
+            stopping: Notify::new(),
+            forced: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             live_zero: Notify::new(),
             carried_answered: AtomicUsize::new(0),
@@ -114,19 +129,62 @@ impl Ctx {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stop the run (the first reason wins).
-    pub(crate) fn abort(&self, why: Stop) {
+    /// Record why the run stops (the first reason wins) and wake the orchestrator.
+    fn set_stop(&self, why: Stop) {
         {
             let mut s = self.stop.lock().unwrap_or_else(|p| p.into_inner());
             if s.is_none() {
-                *s = Some(why);
+                *s = Some((why, *self.ctl.borrow()));
             }
         }
+        self.stopping.notify_waiters();
+    }
+
+    /// Stop the run at once: every socket closed without waiting.
+    pub(crate) fn abort(&self, why: Stop) {
+        self.set_stop(why);
         self.ctl.send_replace(Phase::Abort);
     }
 
+    /// Stop the run in order (see the module documentation): the orchestrator ends the
+    /// phase under way and runs the cut.
+    pub(crate) fn interrupt(&self, why: Stop) {
+        self.set_stop(why);
+    }
+
     pub(crate) fn stopped(&self) -> Option<Stop> {
-        self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(s, _)| s.clone())
+    }
+
+    /// The phase the run was in when it was stopped.
+    pub(crate) fn stopped_in(&self) -> Option<Phase> {
+        self.stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, p)| *p)
+    }
+
+    /// Resolves once the run is stopped (at once if it is).
+    async fn until_stopped(&self) {
+        loop {
+            let notified = self.stopping.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stopped().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sockets closed without waiting for the server.
+    pub(crate) fn forced(&self) -> u64 {
+        self.forced.load(Ordering::SeqCst)
     }
 
     pub(crate) fn live(&self) -> usize {
@@ -376,6 +434,8 @@ impl Session {
         };
         match result {
             None => {
+                // The upgrade may have reached the Worker.
+                ctx.forced.fetch_add(1, Ordering::SeqCst);
                 ctx.state()
                     .connect_failed(self.kind, self.room, None, false);
                 None
@@ -551,6 +611,9 @@ impl Session {
             St::Done => return,
             _ => None,
         };
+        if !matches!(self.st, St::Rejected { .. }) {
+            self.ctx.forced.fetch_add(1, Ordering::SeqCst);
+        }
         {
             let mut s = self.ctx.state();
             if let Some(place) = place {
@@ -749,6 +812,8 @@ pub(crate) struct PhaseTimes {
     pub grace: Duration,
     pub cut: Duration,
     pub carried_unanswered: u64,
+    /// The grace's limit (`--grace`).
+    pub grace_limit: Duration,
 }
 
 /// Hooks into the orchestration: samples of the target's CPU time, the driver's own.
@@ -772,6 +837,14 @@ pub(crate) struct Samples {
     pub sockets_at_t0: u64,
 }
 
+/// How the run is shown while it runs.
+pub(crate) struct Progress {
+    /// The live line (on a terminal).
+    pub bar: indicatif::ProgressBar,
+    /// What is being driven (the strategy, and which of several runs).
+    pub label: String,
+}
+
 /// Run the phases. `ramp` is the ramp length, `grace` the drain time.
 pub(crate) async fn orchestrate(
     ctx: Arc<Ctx>,
@@ -779,9 +852,12 @@ pub(crate) async fn orchestrate(
     ramp: Duration,
     grace: Duration,
     probe: Arc<dyn Probe>,
-    progress: Option<indicatif::ProgressBar>,
+    progress: Option<Progress>,
 ) -> (PhaseTimes, Samples) {
-    let mut times = PhaseTimes::default();
+    let mut times = PhaseTimes {
+        grace_limit: grace,
+        ..PhaseTimes::default()
+    };
     let mut samples = Samples::default();
     let DrivePlan {
         carried, arrivals, ..
@@ -792,8 +868,15 @@ pub(crate) async fn orchestrate(
     let ctrl_c = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                ctx.abort(Stop::Interrupted("interrupted (Ctrl-C)".into()));
+            let why = || Stop::Interrupted("interrupted (Ctrl-C)".into());
+            while tokio::signal::ctrl_c().await.is_ok() {
+                // In order the first time; at once the second, or during the departures
+                // (already the orderly end).
+                if ctx.stopped().is_some() || *ctx.ctl.borrow() == Phase::Cut {
+                    ctx.abort(why());
+                } else {
+                    ctx.interrupt(why());
+                }
             }
         })
     };
@@ -810,7 +893,7 @@ pub(crate) async fn orchestrate(
             }
         })
     };
-    let ticker = progress.map(|bar| {
+    let ticker = progress.map(|Progress { bar, label }| {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let mut last = (Instant::now(), 0u64);
@@ -835,7 +918,7 @@ pub(crate) async fn orchestrate(
                     Phase::Abort => "stopping".into(),
                 };
                 bar.set_message(format!(
-                    "{what} · sessions {} · connections {} (seated {}) · {:.0} msg/s · {} errors",
+                    "{label} · {what} · sessions {} · connections {} (seated {}) · {:.0} msg/s · {} errors",
                     ctx.spawned.load(Ordering::Relaxed),
                     s.open_sockets(),
                     s.gauges().connections,
@@ -861,7 +944,7 @@ pub(crate) async fn orchestrate(
             for (i, p) in carried.into_iter().enumerate() {
                 let at = ramp_start + spread / n * i as u32;
                 tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                if *ctx2.ctl.borrow() == Phase::Abort {
+                if ctx2.stopped().is_some() {
                     // count it as answered so that the ramp does not wait for it
                     ctx2.carried_answered.fetch_add(1, Ordering::SeqCst);
                     continue;
@@ -894,10 +977,13 @@ pub(crate) async fn orchestrate(
         tokio::select! {
             _ = notified => {}
             _ = sleep_opt(Some(wake)) => {}
-            _ = ctl.wait_for(|p| *p == Phase::Abort) => {}
+            _ = ctx.until_stopped() => {}
         }
     }
     times.ramp = ramp_start.elapsed();
+    // Deliveries are counted once nothing more can arrive: after the grace, or after the
+    // cut when a Ctrl-C skipped the grace (recipients then left with messages in flight).
+    let mut deliveries_final = true;
 
     if ctx.stopped().is_none() {
         // 2. Window.
@@ -915,7 +1001,10 @@ pub(crate) async fn orchestrate(
                 for p in arrivals {
                     let at = t0 + ctx2.time.real_at(p.plan.arrival_ns);
                     tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                    if !matches!(*ctx2.ctl.borrow(), Phase::Window { .. }) || at >= end {
+                    if !matches!(*ctx2.ctl.borrow(), Phase::Window { .. })
+                        || ctx2.stopped().is_some()
+                        || at >= end
+                    {
                         break;
                     }
                     ctx2.spawn_session(p, at);
@@ -939,14 +1028,16 @@ pub(crate) async fn orchestrate(
         };
         tokio::select! {
             _ = sleep_opt(Some(end)) => {}
-            _ = ctl.wait_for(|p| *p == Phase::Abort) => {}
+            _ = ctx.until_stopped() => {}
         }
         sampler.abort();
         times.window = t0.elapsed().min(ctx.time.duration);
+        // The window ends here, before any session hears of a stop: what follows is not
+        // the window's.
+        ctx.state().close_books(Instant::now());
         if ctx.stopped().is_none() {
             ctx.ctl.send_replace(Phase::Drain);
         }
-        ctx.state().close_books();
 
         // 3. Grace: wait for deliveries in flight and answers to late connects.
         let grace_start = Instant::now();
@@ -961,26 +1052,41 @@ pub(crate) async fn orchestrate(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                    _ = ctl.wait_for(|p| *p == Phase::Abort) => break,
+                    _ = ctx.until_stopped() => break,
                 }
             }
         }
-        ctx.state().finalize_deliveries();
+        if matches!(ctx.stopped(), Some(Stop::Interrupted(_))) {
+            deliveries_final = false;
+        } else {
+            ctx.state().finalize_deliveries();
+        }
         times.grace = grace_start.elapsed();
         samples.target_cpu[2] = probe.target_cpu();
         samples.driver_cpu[2] = super::local::self_cpu();
     }
 
-    // 4. Cut (or abort).
+    // 4. Cut (in order, also after a Ctrl-C; at once when the target went away or on a
+    // second Ctrl-C).
     let cut_start = Instant::now();
-    if ctx.stopped().is_none() {
+    let limit = match ctx.stopped() {
+        None => Some(ctx.timeouts.leave + ctx.timeouts.connect + Duration::from_secs(1)),
+        Some(Stop::Interrupted(_)) => Some(INTERRUPT_STOP),
+        Some(Stop::TargetDown(_)) => None,
+    };
+    if let Some(limit) = limit.filter(|_| *ctx.ctl.borrow() != Phase::Abort) {
         ctx.ctl.send_replace(Phase::Cut);
-        ctx.wait_sessions(ctx.timeouts.leave + ctx.timeouts.connect + Duration::from_secs(1))
-            .await;
+        tokio::select! {
+            _ = ctx.wait_sessions(limit) => {}
+            _ = ctl.wait_for(|p| *p == Phase::Abort) => {}
+        }
     }
     if ctx.live() > 0 {
         ctx.ctl.send_replace(Phase::Abort);
         ctx.wait_sessions(Duration::from_secs(3)).await;
+    }
+    if !deliveries_final {
+        ctx.state().finalize_deliveries();
     }
     times.cut = cut_start.elapsed();
     ctrl_c.abort();

@@ -118,7 +118,10 @@ pub(crate) struct ObjectTally {
 /// Latency histograms.
 #[derive(Debug, Default)]
 pub(crate) struct Hists {
+    /// Every connect, carried ones (during the ramp) included.
     pub connect: Latency,
+    /// The connects of sessions arriving in the window.
+    pub window_connect: Latency,
     pub admission_wait: Latency,
     pub message: Latency,
     pub message_from_send: Latency,
@@ -157,6 +160,9 @@ pub(crate) struct Measured {
     pub tail_seconds: f64,
     /// Objects that had a socket in the window.
     pub objects_used: u64,
+    /// Plan time the window covered when its books were closed: the whole stretch, or less
+    /// when the run stopped early (0 when the window never began).
+    pub covered_ns: u64,
 }
 
 #[derive(Debug)]
@@ -417,9 +423,11 @@ impl State {
 
     fn record_connect(&mut self, kind: Kind, started: Instant, now: Instant) {
         let ns = now.saturating_duration_since(started).as_nanos() as u64;
+        let h = &mut self.m.hists;
+        h.connect.record_ns(ns);
         match kind {
-            Kind::Window => self.m.hists.connect.record_ns(ns),
-            Kind::Carried => self.m.hists.carried_connect.record_ns(ns),
+            Kind::Window => h.window_connect.record_ns(ns),
+            Kind::Carried => h.carried_connect.record_ns(ns),
         }
     }
 
@@ -658,7 +666,8 @@ impl State {
                 r.got[i] = true;
                 if !r.failed {
                     r.remaining -= 1;
-                    self.outstanding -= 1;
+                    // (0 once the deliveries were finalized: a late one is still counted.)
+                    self.outstanding = self.outstanding.saturating_sub(1);
                     self.m.deliveries.received_expected += 1;
                 }
                 if r.remaining == 0 {
@@ -707,14 +716,19 @@ impl State {
         self.outstanding = 0;
     }
 
-    /// End of the measured window: close the books of object time, note who is still
-    /// waiting or connecting.
-    pub(crate) fn close_books(&mut self) {
+    /// End of the measured window, at `now` (its planned end, or earlier when the run
+    /// stopped): close the books of object time, note who is still waiting or connecting.
+    /// What happens after `now` is not the window's.
+    pub(crate) fn close_books(&mut self, now: Instant) {
         if self.closed_books {
             return;
         }
         self.closed_books = true;
-        let span = self.time.span_ns;
+        let span = self.plan_offset(now);
+        self.m.covered_ns = span;
+        if self.end.is_some_and(|end| now < end) {
+            self.end = Some(now);
+        }
         let (mut socket_ns, mut tail_ns, mut used) = (0u64, 0u64, 0u64);
         for o in &mut self.objects {
             if o.sockets > 0 || o.socket_ns > 0 || o.tail_ns > 0 {

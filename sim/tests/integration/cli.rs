@@ -56,6 +56,105 @@ fn a_failed_threshold_exits_99_and_still_writes_the_report() {
     assert_eq!(failed[0]["check"], "message.p50 < 0.001");
 }
 
+/// A small scenario without global limits: `connection_limit_share` has no value in it.
+const NO_LIMITS: &str = r#"
+name = "no-limits"
+[window]
+length = "2h"
+[arrivals]
+sessions_per_day = 2000
+"#;
+
+#[test]
+fn a_threshold_without_data_is_not_a_failure_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, NO_LIMITS).unwrap();
+    let json = dir.path().join("r.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            path.to_str().unwrap(),
+            "--threshold",
+            "connection_limit_share < 0.5",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let out = dosim(&args);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let t = report["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["check"] == "connection_limit_share < 0.5")
+            .unwrap()
+            .clone();
+        (out, t)
+    };
+    let (out, t) = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(t["verdict"], "no_data", "{t}");
+    assert_eq!(t["pass"], true, "{t}");
+    assert!(t["value"].is_null(), "{t}");
+    assert!(
+        text.contains("no data  connection_limit_share < 0.5"),
+        "{text}"
+    );
+    // --no-data fail makes it a failure (exit 99), as does the scenario's own key.
+    let (out, t) = run(&["--no-data", "fail"]);
+    assert_eq!(out.status.code(), Some(99));
+    assert_eq!(
+        (&t["verdict"], &t["pass"]),
+        (&"no_data".into(), &false.into())
+    );
+    std::fs::write(
+        &path,
+        format!("{NO_LIMITS}[thresholds]\nno_data = \"fail\"\n"),
+    )
+    .unwrap();
+    let (out, _) = run(&[]);
+    assert_eq!(out.status.code(), Some(99));
+    let (out, _) = run(&["--no-data", "pass"]);
+    assert_eq!(out.status.code(), Some(0));
+    // A real failure still fails, and the comparison table names it.
+    std::fs::write(&path, NO_LIMITS).unwrap();
+    let out = dosim(&[
+        "compare",
+        path.to_str().unwrap(),
+        "--strategies",
+        "single,per-room",
+        "--threshold",
+        "message.p50 < 0.001",
+        "--threshold",
+        "connection_limit_share < 0.5",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "{text}");
+    for s in ["single", "per-room"] {
+        assert!(
+            text.contains(&format!("FAIL     {s}: message.p50 < 0.001")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("no data  {s}: connection_limit_share < 0.5")),
+            "{text}"
+        );
+    }
+    let bad = dosim(&["simulate", path.to_str().unwrap(), "--no-data", "maybe"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn drive_without_a_target_says_to_give_one() {
+    let out = dosim(&["drive", "scenarios/seed-phase0.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--target") && err.contains("--local"), "{err}");
+}
+
 #[test]
 fn a_bad_threshold_or_strategy_exits_2() {
     let out = dosim(&[

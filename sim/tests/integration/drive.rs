@@ -493,48 +493,132 @@ fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 struct Finished {
     code: Option<i32>,
+    stdout: String,
     stderr: String,
     report: Option<Value>,
     elapsed: Duration,
 }
 
 fn dosim_drive(args: &[&str], json: &Path, limit: Duration) -> Finished {
+    dosim_drive_interrupted(args, json, limit, &[])
+}
+
+/// `dosim drive`, sent SIGINT (Ctrl-C, to dosim alone, not to its workerd) at each of
+/// `interrupts` after its start.
+fn dosim_drive_interrupted(
+    args: &[&str],
+    json: &Path,
+    limit: Duration,
+    interrupts: &[Duration],
+) -> Finished {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dosim"))
         .current_dir(repo())
         .arg("drive")
         .args(args)
         .args(["--quiet", "--json", json.to_str().unwrap()])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
+    let read = |mut from: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = from.read_to_string(&mut s);
+            s
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let mut interrupts = interrupts.iter().peekable();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
+        }
+        if interrupts
+            .peek()
+            .is_some_and(|&&at| started.elapsed() >= at)
+        {
+            interrupts.next();
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+                rustix::process::Signal::INT,
+            )
+            .unwrap();
         }
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             panic!("dosim drive did not finish within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = started.elapsed();
     Finished {
         code: status.code(),
-        stderr: reader.join().unwrap(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
         report: std::fs::read_to_string(json)
             .ok()
             .map(|t| serde_json::from_str(&t).unwrap()),
         elapsed,
     }
+}
+
+/// A run stopped early projects its month from the part of the window it covered: the
+/// plan's session-seconds in that part (as the planner computes them for a window of that
+/// length), and every monthly figure scaled by month ÷ that.
+fn assert_projected_from_what_it_covered(r: &Value, scenario: &str, from_hours: u64) {
+    let t = &r["drive"]["time"];
+    let covered = t["covered_scenario_seconds"].as_f64().unwrap();
+    let planned = t["planned_scenario_seconds"].as_f64().unwrap();
+    assert_eq!(t["cut_short"], true, "{t}");
+    assert!(covered > 0.0 && covered < planned, "{t}");
+    // Speed-up 1: scenario seconds covered = real seconds the window ran.
+    assert!(
+        (t["duration_seconds"].as_f64().unwrap() - covered).abs() < 0.01,
+        "{t}"
+    );
+    assert_eq!(r["window_seconds"].as_f64().unwrap(), covered);
+    let s = dosim::scenario::Scenario::parse(scenario, Path::new("t.toml")).unwrap();
+    let w = dosim::workload::Workload::new(&s);
+    let part = dosim::drive::plan::DrivePlan::build(
+        &s,
+        &w,
+        &dosim::drive::plan::PlanOptions {
+            from_ns: Some(from_hours * 3600 * 1_000_000_000),
+            duration: Duration::from_secs_f64(covered),
+            speedup: 1.0,
+        },
+    )
+    .unwrap()
+    .projection;
+    let p = &r["drive"]["projection"];
+    let ws = p["window_session_seconds"].as_f64().unwrap();
+    assert!(
+        (ws - part.window_session_seconds).abs() <= 0.01 * part.window_session_seconds + 0.1,
+        "{p} vs {part:?}"
+    );
+    let factor = part.month_session_seconds / part.window_session_seconds;
+    let measured = r["usage"]["do_websocket_messages_in"].as_f64().unwrap();
+    let monthly = r["monthly_usage"]["do_websocket_messages_in"]
+        .as_f64()
+        .unwrap();
+    assert!(measured > 0.0, "{}", r["usage"]);
+    assert!(
+        (monthly / (measured * factor) - 1.0).abs() < 0.02,
+        "monthly {monthly} vs {measured} × {factor}"
+    );
+    let warned = r["drive"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("cut short"));
+    assert!(warned, "{}", r["drive"]["warnings"]);
+    assert!(r["provenance"]["method"]
+        .as_str()
+        .unwrap()
+        .contains("cut short"));
 }
 
 fn assert_reconciled(r: &Value, what: &str) {
@@ -585,7 +669,19 @@ fn dosim_drive_local_reconciles_exactly_with_the_worker_for_every_strategy() {
         let mut handles = Vec::new();
         for s in strategies {
             for (kind, path, extra) in [
-                ("fixed", &fixed, vec!["--duration", "3s", "--from", "2h"]),
+                (
+                    "fixed",
+                    &fixed,
+                    // No session of the plan arrives in these 3 s: no admission wait to check.
+                    vec![
+                        "--duration",
+                        "3s",
+                        "--from",
+                        "2h",
+                        "--threshold",
+                        "admission_wait.p99 < 1000",
+                    ],
+                ),
                 (
                     "churn",
                     &churn,
@@ -636,6 +732,28 @@ fn dosim_drive_local_reconciles_exactly_with_the_worker_for_every_strategy() {
             assert!(
                 (connects - month_arrivals).abs() < 1e-6,
                 "{what}: {connects}"
+            );
+            // Only carried sessions: a threshold on the window's admission wait has no
+            // data, which does not fail the run (exit 0 above); the connects are measured.
+            assert_eq!(r["drive"]["arrivals"]["planned"], 0, "{what}");
+            let t = r["thresholds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["check"] == "admission_wait.p99 < 1000")
+                .unwrap();
+            assert_eq!(
+                (&t["verdict"], &t["pass"]),
+                (&"no_data".into(), &true.into())
+            );
+            let l = &r["drive"]["latency_ms"];
+            let n = |v: &Value| v["count"].as_u64().unwrap();
+            assert_eq!(n(&l["window_connect"]), 0, "{what}");
+            assert!(n(&l["carried_connect"]) >= 24, "{what}");
+            assert_eq!(n(&r["latency_ms"]["connect"]), n(&l["carried_connect"]));
+            assert!(
+                r["latency_ms"]["connect"]["p99"].as_f64().is_some(),
+                "{what}"
             );
         } else {
             // The churn really churned.
@@ -743,6 +861,13 @@ fn a_target_that_dies_mid_run_gives_a_partial_report_and_a_failure() {
         faults.values().any(|v| v.as_u64().unwrap() > 0),
         "{faults:?}"
     );
+    // Cut short in the window: projected from what it covered, at most the time it ran.
+    assert_eq!(r["drive"]["time"]["stopped_during"], "window");
+    let covered = r["drive"]["time"]["covered_scenario_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(covered < f.elapsed.as_secs_f64(), "{covered}");
+    assert_projected_from_what_it_covered(&r, CHURN, 1);
 }
 
 #[test]
@@ -817,63 +942,147 @@ fn several_strategies_are_driven_in_turn_and_compared_side_by_side() {
         reports[0]["messages"]["sent"],
         reports[1]["messages"]["sent"]
     );
+    // Each run's own workerd is named in the side-by-side table.
+    for r in reports {
+        let target = r["drive"]["target"].as_str().unwrap();
+        assert!(f.stdout.contains(target), "{target}: {}", f.stdout);
+    }
     let table = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(table.lines().count(), 3, "{table}");
     assert!(table.lines().nth(2).unwrap().contains(",sharded:2,drive,"));
 }
 
+/// Rooms full with queues behind them: at any moment some users wait, and a seated user
+/// leaving promotes one (4 rooms of 8 seats, 80 users in the plan, queues of 8).
+const QUEUES: &str = r#"
+name = "drive-queues"
+seed = 5
+[window]
+length = "1d"
+[arrivals]
+rate_per_second = 4.0
+[sessions]
+length = { dist = "exponential", mean = "20s" }
+patience = { dist = "constant", value = "30s" }
+message_interval = { dist = "exponential", mean = "1s" }
+message_bytes = 64
+[rooms]
+count = 4
+choice = "uniform"
+[limits]
+max_connections_per_room = 8
+queue_limit = 8
+[platform]
+hibernation = true
+"#;
+
 #[test]
 fn ctrl_c_writes_a_partial_report_stops_workerd_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = write_scenario(dir.path(), "fixed.toml", FIXED_ROOMS);
-    let json = dir.path().join("interrupted.json");
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dosim"))
-        .current_dir(repo())
-        .args(["drive", scenario.to_str().unwrap(), "--local"])
-        .args(["--duration", "60s", "--from", "2h", "--quiet"])
-        .args(["--json", json.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Past workerd's start and the 2 s ramp, into the window; then SIGINT to dosim alone
-    // (not to workerd).
-    std::thread::sleep(Duration::from_secs(6));
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
+    let fixed = write_scenario(dir.path(), "fixed.toml", FIXED_ROOMS);
+    let queues = write_scenario(dir.path(), "queues.toml", QUEUES);
+    let secs = Duration::from_secs;
+    // Past workerd's start and the 2 s ramp, into the window: one Ctrl-C, or two at once;
+    // and one during a 30 s ramp.
+    let runs = [
+        ("fixed", &fixed, "60s", None, vec![secs(6)]),
+        ("queues", &queues, "30s", None, vec![secs(6)]),
+        (
+            "queues, twice",
+            &queues,
+            "30s",
+            None,
+            vec![secs(6), secs(6)],
+        ),
+        ("ramp", &queues, "30s", Some("30s"), vec![secs(6)]),
+    ];
+    let done: Vec<(&str, Finished)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|(what, path, duration, ramp, at)| {
+                let json = dir
+                    .path()
+                    .join(format!("{}.json", what.replace([' ', ','], "")));
+                scope.spawn(move || {
+                    let mut args = vec![path.to_str().unwrap(), "--local"];
+                    args.extend(["--duration", duration, "--from", "2h"]);
+                    args.extend(["--threshold", "monthly_cost_usd < 1000"]);
+                    if let Some(r) = ramp {
+                        args.extend(["--ramp", r]);
+                    }
+                    (*what, dosim_drive_interrupted(&args, &json, secs(40), at))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (what, f) in done {
+        assert_eq!(f.code, Some(130), "{what}: {}", f.stderr);
+        assert!(f.stderr.contains("interrupted"), "{what}: {}", f.stderr);
+        assert!(!f.stderr.contains("panicked"), "{what}: {}", f.stderr);
+        let r = f.report.unwrap_or_else(|| panic!("{what}: no report"));
+        assert_eq!(r["drive"]["status"], "interrupted", "{what}");
+        // The workerd it started is gone.
+        let pid = r["drive"]["local"]["pid"].as_u64().expect("workerd's pid");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "{what}: workerd {pid} still runs"
+        );
+        // No false mismatch: the run stops in order (every user leaves and waits for the
+        // server's close), so the counts match; when sockets had to be closed at once (a
+        // second Ctrl-C), what differs is labelled not comparable, never a difference.
+        let rec = &r["drive"]["reconciliation"];
+        assert_eq!(rec["ok"], true, "{what}: {rec}");
+        assert_eq!(rec["differences"], serde_json::json!([]), "{what}: {rec}");
+        let labelled = rec["not_comparable"].as_array().map_or(0, Vec::len);
+        if what == "queues, twice" {
+            assert_eq!(
+                labelled > 0,
+                rec["not_comparable_reason"].is_string(),
+                "{rec}"
+            );
+        } else {
+            assert_eq!(labelled, 0, "{what}: {rec}");
         }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("dosim drive did not stop after Ctrl-C");
+        let t = &r["drive"]["time"];
+        assert_eq!(t["cut_short"], true, "{what}: {t}");
+        assert!(f.stdout.contains("CUT SHORT"), "{what}: {}", f.stdout);
+        if what == "ramp" {
+            // Nothing of the window covered: no projection, no bill presented as real, and
+            // a budget threshold has no data.
+            assert_eq!(t["stopped_during"], "ramp", "{t}");
+            assert_eq!(t["covered_scenario_seconds"], 0.0, "{t}");
+            assert!(r["drive"]["projection"]["factor"].is_null());
+            assert!(f.stdout.contains("not projected"), "{}", f.stdout);
+            assert!(!f.stdout.contains("Bill under"), "{}", f.stdout);
+            let budget = r["thresholds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["check"] == "monthly_cost_usd < 1000")
+                .unwrap();
+            assert_eq!(budget["verdict"], "no_data", "{budget}");
+            assert!(r["drive"]["carried"]["started"].as_u64().unwrap() > 0);
+            continue;
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(r["drive"]["status"], "interrupted");
-    // What was measured before the interrupt is there.
-    assert!(
-        r["messages"]["sent"].as_u64().unwrap() > 0,
-        "{}",
-        r["messages"]
-    );
-    assert!(r["latency_ms"]["message"]["count"].as_u64().unwrap() > 0);
-    // And the workerd it started is gone.
-    let pid = r["drive"]["local"]["pid"].as_u64().expect("workerd's pid");
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z ")),
-        "workerd {pid} still runs"
-    );
+        assert_eq!(t["stopped_during"], "window", "{what}: {t}");
+        // What was measured before the interrupt is there, and projected from the part of
+        // the window it covered.
+        assert!(r["messages"]["sent"].as_u64().unwrap() > 0, "{what}");
+        assert!(r["latency_ms"]["message"]["count"].as_u64().unwrap() > 0);
+        let text = if what == "fixed" { FIXED_ROOMS } else { QUEUES };
+        assert_projected_from_what_it_covered(&r, text, 2);
+        if what == "queues" {
+            // The scenario did promote queued users, and the driver saw each promotion.
+            let promoted = rec["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "promoted")
+                .unwrap();
+            assert!(promoted["worker"].as_u64().unwrap() > 0, "{promoted}");
+        }
+    }
 }

@@ -310,11 +310,3 @@ fn every_help_ends_with_examples_that_run_as_written() {
         }
     }
 }
-
-#[test]
-fn drive_without_an_endpoint_asks_for_target_or_local() {
-    let out = dosim(&["drive", "scenarios/seed-phase0.toml"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert!(err.contains("--target") && err.contains("--local"), "{err}");
-}
