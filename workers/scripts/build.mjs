@@ -2,6 +2,7 @@
 //   dist/worker.js     ES module: the Worker and its Durable Object classes
 //   dist/admission.mjs ES module: src/admission.ts alone (imported by test/admission.test.mjs)
 //   dist/strategy.mjs  ES module: src/strategy.ts alone (imported by test/worker.test.mjs)
+//   dist/config.mjs    ES module: src/config.ts and limits.json (imported by test/config.test.mjs)
 // Type checking is separate (`tsc --noEmit`, run by `npm run build` before this script).
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
@@ -31,4 +32,9 @@ await build({
   ...common,
   entryPoints: [join(root, "src/strategy.ts")],
   outfile: join(root, "dist/strategy.mjs"),
+});
+await build({
+  ...common,
+  entryPoints: [join(root, "src/config.ts")],
+  outfile: join(root, "dist/config.mjs"),
 });

@@ -14,9 +14,12 @@
  *
  * Unset, null (workerd `fromEnvironment` of an unset variable) and the empty string all mean
  * "default"; `none` or `unlimited` also mean unlimited for the two global limits. Anything
- * unparsable is a configuration error: every request then fails with 500 naming the variable.
+ * unparsable or out of range is a configuration error: every request (`/healthz` too) then
+ * fails with 500 naming the variable. The ranges and defaults of the numeric settings are in
+ * `limits.json`, which dosim reads too (it refuses a scenario outside them).
  */
 import type { Limits } from "./admission";
+import LIMITS from "./limits.json";
 
 /** The limit and behaviour settings, parsed. */
 export interface Config {
@@ -36,20 +39,40 @@ function isUnset(v: Raw): boolean {
   return v === undefined || v === null || (typeof v === "string" && v.trim() === "");
 }
 
-function int(name: string, v: Raw, dflt: number, min: number, max: number): number {
-  if (isUnset(v)) return dflt;
+/** The numeric settings of limits.json. */
+export type NumericSetting = keyof typeof LIMITS.settings;
+
+/** The range and default of a numeric setting (limits.json). */
+export interface Range {
+  min: number;
+  max: number;
+  /** null: unlimited. */
+  default: number | null;
+  /** Whether `none`/`unlimited` are accepted. */
+  unlimited: boolean;
+}
+
+/** The range and default of a numeric setting, from limits.json. */
+export function limitOf(name: NumericSetting): Range {
+  return LIMITS.settings[name];
+}
+
+/** An integer setting; unset gives its default (null only for settings that may be unlimited). */
+function parse(name: NumericSetting, v: Raw): number | null {
+  const { min, max, unlimited } = limitOf(name);
+  if (isUnset(v)) return limitOf(name).default;
   const s = String(v).trim();
+  if (unlimited && ["none", "unlimited"].includes(s.toLowerCase())) return null;
   if (!/^[0-9]+$/.test(s)) throw new ConfigError(`${name} must be an integer, got ${JSON.stringify(s)}`);
   const n = Number(s);
   if (n < min || n > max) throw new ConfigError(`${name} must be in ${min}..${max}, got ${n}`);
   return n;
 }
 
-function optInt(name: string, v: Raw, min: number, max: number): number | null {
-  if (isUnset(v)) return null;
-  const s = String(v).trim().toLowerCase();
-  if (s === "none" || s === "unlimited") return null;
-  return int(name, v, 0, min, max);
+function int(name: NumericSetting, v: Raw): number {
+  const n = parse(name, v);
+  if (n === null) throw new ConfigError(`${name} must be set`);
+  return n;
 }
 
 function bool(name: string, v: Raw, dflt: boolean): boolean {
@@ -59,8 +82,6 @@ function bool(name: string, v: Raw, dflt: boolean): boolean {
   if (s === "false" || s === "0" || s === "no") return false;
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(s)}`);
 }
-
-const BIG = 1_000_000_000;
 
 /** Parse the configuration from an environment object; throws `ConfigError`. */
 export function readConfig(env: Record<string, unknown>): Config {
@@ -74,13 +95,13 @@ export function readConfig(env: Record<string, unknown>): Config {
   const token = get("STATS_TOKEN");
   return {
     limits: {
-      roomCapacity: int("MAX_CONNECTIONS_PER_ROOM", get("MAX_CONNECTIONS_PER_ROOM"), 8, 1, BIG),
-      maxActiveRooms: optInt("MAX_ACTIVE_ROOMS", get("MAX_ACTIVE_ROOMS"), 0, BIG),
-      maxTotalConnections: optInt("MAX_TOTAL_CONNECTIONS", get("MAX_TOTAL_CONNECTIONS"), 0, BIG),
-      queueLimit: int("QUEUE_LIMIT", get("QUEUE_LIMIT"), 0, 0, BIG),
+      roomCapacity: int("MAX_CONNECTIONS_PER_ROOM", get("MAX_CONNECTIONS_PER_ROOM")),
+      maxActiveRooms: parse("MAX_ACTIVE_ROOMS", get("MAX_ACTIVE_ROOMS")),
+      maxTotalConnections: parse("MAX_TOTAL_CONNECTIONS", get("MAX_TOTAL_CONNECTIONS")),
+      queueLimit: int("QUEUE_LIMIT", get("QUEUE_LIMIT")),
     },
     hibernation: bool("HIBERNATION", get("HIBERNATION"), true),
-    maxMessageBytes: int("MAX_MESSAGE_BYTES", get("MAX_MESSAGE_BYTES"), 4096, 1, 1 << 20),
+    maxMessageBytes: int("MAX_MESSAGE_BYTES", get("MAX_MESSAGE_BYTES")),
     lobby: lobbyRaw,
     statsToken: isUnset(token) ? null : String(token),
   };

@@ -12,13 +12,20 @@
  * true, else with `ws.accept()` and event listeners. Under hibernation the object may be
  * evicted between events; each socket's attachment records who it is and whether it is
  * seated or queued (with its order), and the constructor rebuilds the rooms from them.
+ *
+ * Counters (a lineage, see `counters` below) are registered with the strategy's registry
+ * while the object holds sockets and handed to it when the last one goes (registry.ts), so
+ * an object that came and went costs nothing here. `single` keeps its one lineage.
  */
 import { DurableObject } from "cloudflare:workers";
 import { Admission, type JoinOutcome, type Promotion, type RejectReason } from "./admission";
 import { readConfig, type Config } from "./config";
 import { lobbyStub, registryStub, type Env } from "./env";
 import { Close, closeCodeFor, exceedsBytes, parseClientFrame, type ChatIn } from "./protocol";
+import type { LineageSnapshot } from "./registry";
 import {
+  addCounters,
+  countersOf,
   zeroRoomCounters,
   type ObjectStats,
   type RoomCounters,
@@ -59,7 +66,7 @@ interface Attachment {
 
 const encoder = new TextEncoder();
 
-/** What an object counts, kept beyond its own eviction (see `Room.restoreCounters`). */
+/** What an object counts, kept beyond its own eviction (see `Room.counters`). */
 interface Lineage {
   instance: string;
   started_at: number;
@@ -68,9 +75,14 @@ interface Lineage {
   name: string | null;
   strategy: string | null;
   counters: RoomCounters;
+  /** The registry knows this lineage (always true for `single`, which has no registry). */
+  registered: boolean;
 }
 
-/** Every room-hosting object's lineage in this isolate, by object id. */
+/**
+ * The lineage of every room-hosting object of this isolate that holds sockets (or a join in
+ * flight), by object id; an object's entry goes when it hands its lineage to the registry.
+ */
 const LINEAGES = new Map<string, Lineage>();
 
 export class Room extends DurableObject<Env> {
@@ -84,9 +96,15 @@ export class Room extends DurableObject<Env> {
   private conns = new Map<WebSocket, Conn>();
   private byUser = new Map<string, Conn>();
   private seatedByRoom = new Map<string, Set<Conn>>();
-  private lineage!: Lineage;
+  /** The counters; null when the object has none (never joined, idle, or reset). */
+  private lineage: Lineage | null = null;
+  /** A registration in flight (joins wait for it). */
+  private registering: Promise<void> | null = null;
+  /** The lineage being handed to the registry, until it has taken it. */
+  private retiring: { snap: Lineage; done: Promise<void> } | null = null;
+  /** Joins in `fetch` not yet settled. */
+  private pending = 0;
   private nextOrder = 0;
-  private registered = false;
   private epoch = 0;
   /** When this incarnation (this constructor call) started. */
   private incarnationStartedAt = Date.now();
@@ -105,36 +123,125 @@ export class Room extends DurableObject<Env> {
   // ---------------------------------------------------------------- counters
 
   /**
-   * Counters outlive this instance of the object: they are kept per object id in the
-   * isolate's memory (`LINEAGES`), so an object evicted when idle (~10 s without events,
-   * hibernating or not) and started again goes on counting where it stopped — at no cost:
-   * no storage write, no timer. Only a new isolate (a workerd restart; on Cloudflare, the
-   * runtime moving or recycling it) starts from zero, with a new `instance`.
-   * (Durable Object storage would not do locally: workerd's in-memory storage is dropped
-   * with an evicted object.)
+   * Counters outlive this instance of the object: while it holds sockets they are kept per
+   * object id in the isolate's memory (`LINEAGES`), so an object evicted between events
+   * (hibernating) and started again goes on counting where it stopped — at no cost: no
+   * storage write, no timer. When its last socket goes, the lineage is handed to the
+   * registry (`retire`), which gives it back on the object's next join (`ready`). Only a new
+   * isolate (a workerd restart; on Cloudflare, the runtime moving or recycling it) loses
+   * them: the object starts a new lineage, with a new `instance`, and the registry counts
+   * the old one as lost. (Durable Object storage would not do locally: workerd's in-memory
+   * storage is dropped with an evicted object.)
    */
   private get counters(): RoomCounters {
-    return this.lineage.counters;
+    return this.ensureLineage().counters;
+  }
+
+  private get key(): string {
+    return this.ctx.id.toString();
+  }
+
+  private ensureLineage(): Lineage {
+    if (!this.lineage) {
+      this.lineage = {
+        instance: crypto.randomUUID(),
+        started_at: Date.now(),
+        restarts: 0,
+        name: this.name,
+        strategy: this.strategy,
+        counters: zeroRoomCounters(),
+        registered: this.strategy === "single",
+      };
+      LINEAGES.set(this.key, this.lineage);
+    }
+    return this.lineage;
   }
 
   private restoreCounters(): void {
-    const key = this.ctx.id.toString();
-    const known = LINEAGES.get(key);
-    this.lineage = known ?? {
-      instance: crypto.randomUUID(),
-      started_at: Date.now(),
-      restarts: 0,
-      name: null,
-      strategy: null,
-      counters: zeroRoomCounters(),
-    };
-    if (!known) {
-      LINEAGES.set(key, this.lineage);
-      return;
-    }
-    this.lineage.restarts += 1;
-    const { name, strategy } = this.lineage;
+    const known = LINEAGES.get(this.key);
+    if (!known) return;
+    this.lineage = known;
+    known.restarts += 1;
+    const { name, strategy } = known;
     if (name && strategy && this.cfg) this.identify(name, strategy);
+  }
+
+  /**
+   * Before a join is counted: the lineage is settled (not being handed over), exists, and
+   * is registered (taking back the one the registry holds, if any).
+   */
+  private async ready(): Promise<void> {
+    for (;;) {
+      while (this.retiring) await this.retiring.done;
+      const l = this.ensureLineage();
+      if (l.registered) return;
+      if (!this.registering) {
+        l.registered = true;
+        this.registering = (async () => {
+          try {
+            const held = await registryStub(this.env, registryName(this.strategy!)).register(
+              this.name!,
+              l.instance,
+            );
+            if (held) resume(l, held);
+          } catch {
+            // Counted anyway; registered on a later join (until then stats cannot see it).
+            l.registered = false;
+          } finally {
+            this.registering = null;
+          }
+        })();
+      }
+      await this.registering;
+      // Registered, or failed (go on unregistered); unless a reset replaced the lineage.
+      if (this.lineage === l) return;
+    }
+  }
+
+  /** A socket event on a lineage the registry does not know (restored in a new isolate). */
+  private registerSoon(): void {
+    if (this.lineage && !this.lineage.registered && this.strategy) {
+      this.ready().catch(() => {});
+    }
+  }
+
+  /**
+   * Holding no socket and no join in flight: hand the lineage to the registry and forget it
+   * here (if the registry cannot be reached, keep it and try again after the next event).
+   */
+  private maybeRetire(): void {
+    const l = this.lineage;
+    if (!l || this.strategy === null || this.strategy === "single") return;
+    if (this.pending > 0 || this.conns.size > 0 || this.byUser.size > 0 || this.retiring) return;
+    this.lineage = null;
+    LINEAGES.delete(this.key);
+    const snap: LineageSnapshot = {
+      name: this.name!,
+      instance: l.instance,
+      started_at: l.started_at,
+      incarnation_started_at: this.incarnationStartedAt,
+      restarts: l.restarts,
+      counters: countersOf(l.counters),
+    };
+    const epoch = this.epoch;
+    const done = (async () => {
+      try {
+        await registryStub(this.env, registryName(this.strategy!)).idle(snap);
+      } catch {
+        // Still ours (unless a reset came meanwhile): keep counting on it.
+        if (epoch !== this.epoch) return;
+        if (this.lineage) {
+          resume(this.lineage, snap);
+          this.lineage.registered = l.registered;
+        } else {
+          this.lineage = l;
+          LINEAGES.set(this.key, l);
+        }
+      } finally {
+        this.retiring = null;
+      }
+    })();
+    this.retiring = { snap: l, done };
   }
 
   // ---------------------------------------------------------------- joining
@@ -155,14 +262,17 @@ export class Room extends DurableObject<Env> {
       return new Response(null, { status: 426 });
     }
     this.identify(object, strategy);
-    if (!this.registered && strategy !== "single") {
-      this.registered = true;
-      try {
-        await registryStub(this.env, registryName(strategy)).register(object);
-      } catch {
-        this.registered = false;
-      }
+    this.pending += 1;
+    try {
+      return await this.join(cfg, user, room, object);
+    } finally {
+      this.pending -= 1;
+      this.maybeRetire();
     }
+  }
+
+  private async join(cfg: Config, user: string, room: string, object: string): Promise<Response> {
+    await this.ready();
     this.counters.connects += 1;
     const epoch = this.epoch;
 
@@ -313,6 +423,7 @@ export class Room extends DurableObject<Env> {
   private async onMessage(ws: WebSocket, data: string | ArrayBuffer | Blob): Promise<void> {
     const conn = this.conns.get(ws);
     if (!conn || conn.status === "closed" || !this.cfg) return;
+    this.registerSoon();
     const max = this.cfg.maxMessageBytes;
     if (typeof data !== "string") {
       const size = data instanceof Blob ? data.size : data.byteLength;
@@ -378,6 +489,7 @@ export class Room extends DurableObject<Env> {
   }
 
   private async onClose(ws: WebSocket): Promise<void> {
+    this.registerSoon();
     const conn = this.conns.get(ws);
     if (conn) await this.depart(conn);
     // Complete the closing handshake (a no-op where the runtime already replied).
@@ -385,6 +497,7 @@ export class Room extends DurableObject<Env> {
   }
 
   private async onError(ws: WebSocket): Promise<void> {
+    this.registerSoon();
     const conn = this.conns.get(ws);
     if (conn) await this.depart(conn);
   }
@@ -412,8 +525,16 @@ export class Room extends DurableObject<Env> {
 
   // ---------------------------------------------------------------- leaving
 
-  /** The user of `conn` is gone: free its seat or queue place, promote, tell the lobby. */
+  /**
+   * The user of `conn` is gone: free its seat or queue place, promote, tell the lobby; then,
+   * if nobody is left, hand the counters to the registry.
+   */
   private async depart(conn: Conn): Promise<void> {
+    await this.release(conn);
+    this.maybeRetire();
+  }
+
+  private async release(conn: Conn): Promise<void> {
     if (conn.status === "closed") return;
     const was = conn.status;
     conn.status = "closed";
@@ -479,8 +600,13 @@ export class Room extends DurableObject<Env> {
 
   // ---------------------------------------------------------------- operations
 
-  /** RPC from the Worker: counters and gauges, with per-room lists when `detail`. */
-  async stats(detail: boolean): Promise<ObjectStats> {
+  /**
+   * RPC from the registry (or the Worker, for `single`): counters and gauges, with per-room
+   * lists when `detail`. `expected`: the lineage the registry holds for this object; if it
+   * is the one being handed over right now, that one answers (the registry holds the hand-
+   * over back until this stats call is done, so it is counted once). No lineage: instance "".
+   */
+  async stats(detail: boolean, expected: string | null = null): Promise<ObjectStats> {
     const rooms = this.roomDetails();
     let seated = 0;
     let queued = 0;
@@ -492,21 +618,29 @@ export class Room extends DurableObject<Env> {
       if (d.seated.length > 0) active += 1;
       maxQueue = Math.max(maxQueue, d.queued.length);
     }
+    let l = this.lineage;
+    if (expected !== null && l?.instance !== expected && this.retiring?.snap.instance === expected) {
+      l = this.retiring.snap;
+    }
     const out: ObjectStats = {
       name: this.name ?? "",
       kind: objectKind(this.name ?? ""),
-      instance: this.lineage.instance,
-      started_at: this.lineage.started_at,
+      state: "active",
+      instance: l?.instance ?? "",
+      started_at: l?.started_at ?? 0,
       incarnation_started_at: this.incarnationStartedAt,
-      restarts: this.lineage.restarts,
-      ...structuredClone(this.lineage.counters),
+      restarts: l?.restarts ?? 0,
+      ...countersOf(l?.counters ?? zeroRoomCounters()),
       connections: this.byUser.size,
       seated,
       queued,
       active_rooms: active,
       max_queue_length: maxQueue,
+      isolate_lineages: LINEAGES.size,
     };
     if (detail) out.rooms = rooms;
+    // An idle object whose hand-over failed earlier tries again (after this call).
+    this.maybeRetire();
     return out;
   }
 
@@ -531,10 +665,8 @@ export class Room extends DurableObject<Env> {
     this.conns.clear();
     this.byUser.clear();
     this.seatedByRoom.clear();
-    this.lineage.counters = zeroRoomCounters();
-    this.lineage.instance = crypto.randomUUID();
-    this.lineage.started_at = Date.now();
-    this.lineage.restarts = 0;
+    this.lineage = null;
+    LINEAGES.delete(this.key);
     if (this.cfg) this.admission = this.lobbyMode ? null : new Admission(this.cfg.limits);
     return sockets.size;
   }
@@ -547,8 +679,11 @@ export class Room extends DurableObject<Env> {
     this.strategy = strategy;
     this.lobbyMode = usesLobby(strategy, this.cfg!);
     this.admission = this.lobbyMode ? null : new Admission(this.cfg!.limits);
-    this.lineage.name = object;
-    this.lineage.strategy = strategy;
+    if (this.lineage) {
+      this.lineage.name = object;
+      this.lineage.strategy = strategy;
+      if (strategy === "single") this.lineage.registered = true;
+    }
   }
 
   private lobby() {
@@ -613,7 +748,9 @@ export class Room extends DurableObject<Env> {
     if (entries.length === 0) return;
     entries.sort((x, y) => x.a.n - y.a.n);
     this.identify(entries[0].a.o, entries[0].a.st);
-    this.registered = true;
+    // No lineage here although sockets are: a new isolate lost it (registerSoon tells the
+    // registry at the next event, which then counts the old one as lost).
+    this.ensureLineage();
     const seated: Array<[string, string]> = [];
     const queued: Array<[string, string]> = [];
     for (const { ws, a } of entries) {
@@ -652,4 +789,12 @@ export class Room extends DurableObject<Env> {
       }
     }
   }
+}
+
+/** Go on with `held` (a lineage the registry kept, or one being handed back): `l` adds to it. */
+function resume(l: Lineage, held: LineageSnapshot | Lineage): void {
+  l.instance = held.instance;
+  l.started_at = held.started_at;
+  l.restarts += held.restarts;
+  addCounters(l.counters, held.counters);
 }

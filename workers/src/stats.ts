@@ -1,10 +1,14 @@
 /**
- * Counters reported by `GET /s/{strategy}/stats`. A room-hosting object's counters count
- * since it was first created or reset (`instance`, `started_at`), also across its evictions
- * (`restarts`, `incarnation_started_at`): they are kept in the isolate's memory by object id.
- * A new isolate (a workerd restart) starts them at zero with a new `instance`. The lobby's
- * live in its own memory (it is kept in memory locally): its `instance` changes when it
- * restarts.
+ * Counters reported by `GET /s/{strategy}/stats`. A room-hosting object's counters form a
+ * *lineage* (`instance`, `started_at`): they count from the object's first join (or a
+ * reset) while it holds sockets, also across its evictions (`restarts`,
+ * `incarnation_started_at`), kept in the isolate's memory by object id. When the object's
+ * last socket goes, it hands its lineage to the registry (`idle`), which keeps the most
+ * recent idle lineages whole (the object takes its lineage back on its next join) and folds
+ * older ones into one retained sum (`pruned`): totals are kept exactly while memory and the
+ * cost of a stats call follow live objects (registry.ts). A new isolate (a workerd restart)
+ * loses the lineages it held: the registry counts those as `lost`. The lobby's counters live
+ * in its own memory (it is kept in memory locally): its `instance` changes when it restarts.
  */
 import { REJECT_REASONS, type RejectReason } from "./admission";
 
@@ -80,6 +84,8 @@ export interface RoomDetail {
 export interface ObjectStats extends RoomCounters {
   name: string;
   kind: "single" | "room" | "shard";
+  /** `active`: answered by the object itself; `idle`: its lineage, held by the registry. */
+  state: "active" | "idle";
   instance: string;
   started_at: number;
   /** When this incarnation of the object started (it starts again after an eviction). */
@@ -92,6 +98,11 @@ export interface ObjectStats extends RoomCounters {
   queued: number;
   active_rooms: number;
   max_queue_length: number;
+  /**
+   * Active objects: lineages held in this object's isolate (its own, and any other object's
+   * there that holds sockets): a diagnostic of the memory idle objects do not keep.
+   */
+  isolate_lineages?: number;
   rooms?: Record<string, RoomDetail>;
 }
 
@@ -140,9 +151,39 @@ export interface LobbyStats extends LobbyCounters {
   rooms?: Record<string, RoomDetail>;
 }
 
+/**
+ * The lineages the registry has folded together: the objects that went idle longest ago
+ * (beyond the registry's most recent `IDLE_KEPT`), their counters summed.
+ */
+export type Pruned = RoomCounters & {
+  /** The registry's own lineage: the sum counts since then (a reset or its start). */
+  instance: string;
+  started_at: number;
+  /** How many idle lineages the registry keeps whole (`IDLE_KEPT`); older ones are here. */
+  idle_kept: number;
+  /** Lineages folded in. */
+  objects: number;
+  /** Their evictions (`restarts`), summed. */
+  restarts: number;
+  /** Lineages found gone with their counters (an object in a new isolate): restarts. */
+  lost: number;
+  /** The most recent of those (at most 20), oldest first. */
+  lost_recent: LostLineage[];
+};
+
+/** A lineage whose counters were lost (its object restarted in a new isolate). */
+export interface LostLineage {
+  name: string;
+  instance: string;
+  /** When the registry noticed (Unix ms). */
+  detected_at: number;
+}
+
 /** The sum over room-hosting objects. */
 export type Totals = RoomCounters & {
   objects: number;
+  /** Lineages folded into `pruned` (their counters are in the sums). */
+  pruned_objects: number;
   connections: number;
   seated: number;
   queued: number;
@@ -150,7 +191,8 @@ export type Totals = RoomCounters & {
   max_queue_length: number;
 };
 
-const SUMMED = [
+/** The counters (summed over objects and the pruned lineages alike). */
+export const COUNTERS = [
   "connects",
   "admitted",
   "queued_joins",
@@ -165,16 +207,29 @@ const SUMMED = [
   "unknown",
   "lobby_rpcs",
   "lobby_errors",
-  "connections",
-  "seated",
-  "queued",
-  "active_rooms",
 ] as const;
 
-export function totals(objects: ObjectStats[]): Totals {
+const GAUGES = ["connections", "seated", "queued", "active_rooms"] as const;
+
+/** Add the counters of `from` to `into`. */
+export function addCounters(into: RoomCounters, from: RoomCounters): void {
+  for (const k of COUNTERS) into[k] += from[k];
+  for (const r of REJECT_REASONS) into.rejections[r] += from.rejections[r] ?? 0;
+}
+
+/** Only the counters of `c` (a copy). */
+export function countersOf(c: RoomCounters): RoomCounters {
+  const out = zeroRoomCounters();
+  addCounters(out, c);
+  return out;
+}
+
+/** Counters and gauges summed over `objects`, plus the counters of the pruned lineages. */
+export function totals(objects: ObjectStats[], pruned: Pruned | null): Totals {
   const t: Totals = {
     ...zeroRoomCounters(),
     objects: objects.length,
+    pruned_objects: pruned?.objects ?? 0,
     connections: 0,
     seated: 0,
     queued: 0,
@@ -182,9 +237,10 @@ export function totals(objects: ObjectStats[]): Totals {
     max_queue_length: 0,
   };
   for (const o of objects) {
-    for (const k of SUMMED) t[k] += o[k];
-    for (const r of REJECT_REASONS) t.rejections[r] += o.rejections[r];
+    addCounters(t, o);
+    for (const k of GAUGES) t[k] += o[k];
     t.max_queue_length = Math.max(t.max_queue_length, o.max_queue_length);
   }
+  if (pruned) addCounters(t, pruned);
   return t;
 }

@@ -6,14 +6,16 @@
  *   `per-room` or `sharded-N` (N in 1..1024); room and user match `[A-Za-z0-9_-]{1,64}`.
  *   Anything invalid is answered 400 before any object is touched; no `Upgrade: websocket`
  *   header gives 426.
- * - `GET /s/{strategy}/stats[?detail=1]`: counters (Authorization: Bearer STATS_TOKEN).
+ * - `GET /s/{strategy}/stats[?detail=1]`: counters (Authorization: Bearer STATS_TOKEN) of
+ *   the strategy's live and recently idle objects, and the sum of the others (registry.ts).
  * - `POST /s/{strategy}/reset`: close every socket and clear state and counters (same auth).
  * - `GET /healthz`: 200 `ok`.
+ * An invalid configuration answers every request, `/healthz` too, 500 with the reason.
  */
 import { readConfig, limitsReport, type Config } from "./config";
 import { lobbyStub, registryStub, roomStub, type Env } from "./env";
 import { Close } from "./protocol";
-import { totals, type LobbyStats, type ObjectStats, type RoomDetail } from "./stats";
+import { totals, type LobbyStats, type ObjectStats, type Pruned, type RoomDetail } from "./stats";
 import {
   lobbyName,
   NAME_RE,
@@ -116,21 +118,25 @@ async function authorized(request: Request, cfg: Config): Promise<boolean> {
   return crypto.subtle.timingSafeEqual(a, b);
 }
 
-async function objectNames(env: Env, strategy: Strategy): Promise<string[]> {
-  if (strategy.kind === "single") return ["single"];
-  return registryStub(env, registryName(strategy.name)).list();
-}
-
+/**
+ * The stats of a strategy. `single`: its one object. Otherwise the registry's: its active
+ * objects (asked), idle lineages and pruned sum (registry.ts), so the cost follows the
+ * objects that hold sockets, not every object that ever ran.
+ */
 async function collectStats(env: Env, cfg: Config, strategy: Strategy, detail: boolean) {
-  const names = await objectNames(env, strategy);
-  const objects: ObjectStats[] = await Promise.all(
-    names.map(async (n) => {
-      const s = (await roomStub(env, n).stats(detail)) as ObjectStats;
-      // An object that never had a join does not know its own name yet.
-      return { ...s, name: n, kind: objectKind(n) };
-    }),
-  );
-  objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  let objects: ObjectStats[];
+  let pruned: Pruned | null = null;
+  let unanswered: string[] = [];
+  if (strategy.kind === "single") {
+    const s = (await roomStub(env, "single").stats(detail)) as ObjectStats;
+    // An object that never had a join does not know its own name yet.
+    objects = [{ ...s, name: "single", kind: objectKind("single") }];
+  } else {
+    const c = await registryStub(env, registryName(strategy.name)).collect(detail);
+    objects = c.objects as ObjectStats[];
+    pruned = c.pruned as Pruned;
+    unanswered = c.unanswered;
+  }
   const lobbyMode = usesLobby(strategy, cfg);
   let lobby: LobbyStats | null = null;
   if (lobbyMode) {
@@ -143,8 +149,10 @@ async function collectStats(env: Env, cfg: Config, strategy: Strategy, detail: b
     hibernation: cfg.hibernation,
     limits: limitsReport(cfg),
     objects,
+    pruned,
+    unanswered,
     lobby,
-    total: totals(objects),
+    total: totals(objects, pruned),
   };
   if (detail) {
     const rooms: Record<string, RoomDetail> = {};
@@ -156,8 +164,10 @@ async function collectStats(env: Env, cfg: Config, strategy: Strategy, detail: b
 }
 
 async function resetAll(env: Env, cfg: Config, strategy: Strategy) {
-  const names = await objectNames(env, strategy);
-  const closed = await Promise.all(names.map((n) => roomStub(env, n).reset()));
+  const { objects, closed } =
+    strategy.kind === "single"
+      ? { objects: 1, closed: await roomStub(env, "single").reset() }
+      : await registryStub(env, registryName(strategy.name)).resetAll();
   if (usesLobby(strategy, cfg)) await lobbyStub(env, lobbyName(strategy.name)).reset();
-  return { strategy: strategy.name, objects: names.length, closed: closed.reduce((a, b) => a + b, 0) };
+  return { strategy: strategy.name, objects, closed };
 }

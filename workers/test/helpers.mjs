@@ -69,6 +69,7 @@ export async function startWorkerd(env = {}) {
   });
   const http = `http://127.0.0.1:${port}`;
   return {
+    pid: child.pid,
     port,
     http,
     ws: `ws://127.0.0.1:${port}`,
@@ -199,4 +200,26 @@ export async function eventually(fn, ms = 3000) {
     if (v || Date.now() > deadline) return v;
     await sleep(25);
   }
+}
+
+/** One user joins `room` of `strategy` (must be seated) and leaves at once. */
+export async function joinAndLeave(w, strategy, room, user = "u1") {
+  const c = new Client(`${w.ws}/s/${strategy}/rooms/${room}?user=${user}`);
+  const f = await c.first(10000);
+  if (f.type !== "joined") throw new Error(`${room}: ${JSON.stringify(f)}`);
+  c.send({ type: "leave" });
+  await c.closedWithin(10000);
+}
+
+/** `n` join-and-leave cycles, 50 at a time; `name(i)` gives room and user of cycle i. */
+export async function cycles(w, strategy, n, name) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 50 }, async () => {
+      while (next < n) {
+        const [room, user] = name(next++);
+        await joinAndLeave(w, strategy, room, user);
+      }
+    }),
+  );
 }

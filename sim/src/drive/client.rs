@@ -351,8 +351,9 @@ pub enum ConnectError {
     Reset,
     /// Another I/O error.
     Io(String),
-    /// The upgrade was answered with an HTTP status instead of 101.
-    Status(u16),
+    /// The upgrade was answered with an HTTP status instead of 101, and the start of the
+    /// answer's body as text ([`body_text`]; empty if none came with the headers).
+    Status(u16, String),
     /// The handshake failed otherwise (bad response, protocol error).
     Handshake(String),
     /// The TLS handshake failed (e.g. a certificate from an unknown CA, or for another
@@ -368,11 +369,24 @@ impl ConnectError {
             ConnectError::Timeout => "connect_timeout",
             ConnectError::Reset => "connect_reset",
             ConnectError::Io(_) => "connect_error",
-            ConnectError::Status(s) if (400..500).contains(s) => "upgrade_4xx",
-            ConnectError::Status(s) if (500..600).contains(s) => "upgrade_5xx",
-            ConnectError::Status(_) => "upgrade_other_status",
+            ConnectError::Status(s, _) if (400..500).contains(s) => "upgrade_4xx",
+            ConnectError::Status(s, _) if (500..600).contains(s) => "upgrade_5xx",
+            ConnectError::Status(..) => "upgrade_other_status",
             ConnectError::Handshake(_) => "handshake_error",
             ConnectError::Tls(_) => "tls_error",
+        }
+    }
+
+    /// Whether the target answered (an HTTP status): the request reached it.
+    pub fn answered(&self) -> bool {
+        matches!(self, ConnectError::Status(..))
+    }
+
+    /// A 5xx answer: its status and body (the Worker names a configuration error there).
+    pub fn server_error(&self) -> Option<(u16, &str)> {
+        match self {
+            ConnectError::Status(s, body) if (500..600).contains(s) => Some((*s, body)),
+            _ => None,
         }
     }
 
@@ -414,7 +428,10 @@ impl fmt::Display for ConnectError {
             ConnectError::Timeout => f.write_str("timed out"),
             ConnectError::Reset => f.write_str("connection reset"),
             ConnectError::Io(e) => write!(f, "I/O error: {e}"),
-            ConnectError::Status(s) => write!(f, "upgrade answered with HTTP {s}"),
+            ConnectError::Status(s, body) if body.is_empty() => {
+                write!(f, "upgrade answered with HTTP {s}")
+            }
+            ConnectError::Status(s, body) => write!(f, "upgrade answered with HTTP {s}: {body}"),
             ConnectError::Handshake(e) => write!(f, "handshake failed: {e}"),
             ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
         }
@@ -495,7 +512,10 @@ pub async fn connect(
 
 fn classify_handshake(e: tungstenite::Error) -> ConnectError {
     match e {
-        tungstenite::Error::Http(resp) => ConnectError::Status(resp.status().as_u16()),
+        tungstenite::Error::Http(resp) => ConnectError::Status(
+            resp.status().as_u16(),
+            resp.body().as_deref().map(body_text).unwrap_or_default(),
+        ),
         tungstenite::Error::Io(e) => ConnectError::from_io(&e),
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
             ConnectError::Reset
@@ -506,6 +526,19 @@ fn classify_handshake(e: tungstenite::Error) -> ConnectError {
         ) => ConnectError::Reset,
         other => ConnectError::Handshake(other.to_string()),
     }
+}
+
+/// The start of an HTTP answer's body as one line of text, for a message: lossy UTF-8, runs
+/// of whitespace as one space, at most 300 characters (then `…`).
+pub fn body_text(body: &[u8]) -> String {
+    const MAX: usize = 300;
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.chars().count() > MAX {
+        out = out.chars().take(MAX).collect();
+        out.push('…');
+    }
+    out
 }
 
 /// A frame from the server (PROTOCOL.md, "Server → client").
@@ -709,6 +742,27 @@ mod tests {
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("ws://x:0").is_err());
         assert!(Target::parse("ws://x:99999").is_err());
+    }
+
+    #[test]
+    fn a_server_error_keeps_its_body() {
+        let e = ConnectError::Status(
+            500,
+            body_text(b"configuration error: MAX_MESSAGE_BYTES must be in 1..1048576\n"),
+        );
+        assert_eq!(e.category(), "upgrade_5xx");
+        assert!(e.answered());
+        assert_eq!(
+            e.to_string(),
+            "upgrade answered with HTTP 500: configuration error: MAX_MESSAGE_BYTES must be in 1..1048576"
+        );
+        assert_eq!(e.server_error().map(|(s, _)| s), Some(500));
+        assert_eq!(
+            ConnectError::Status(404, String::new()).server_error(),
+            None
+        );
+        assert_eq!(body_text("x".repeat(400).as_bytes()).chars().count(), 301);
+        assert_eq!(body_text(b"a\n\t b "), "a b");
     }
 
     #[test]

@@ -3,21 +3,34 @@
 //!
 //! [`LocalWorkerd`] owns the workerd process. It is stopped by [`LocalWorkerd::stop`] and,
 //! whatever happens (an error, an early return, a panic that unwinds), by `Drop`: SIGTERM,
-//! then SIGKILL after 3 s, always by its own pid. Only a SIGKILL of the driver itself can
-//! leave workerd behind (that would need `PR_SET_PDEATHSIG`, which needs `unsafe` code in
-//! `pre_exec`, and this crate forbids `unsafe`).
+//! then SIGKILL after 3 s, always by its own pid. If dosim itself dies without a chance to
+//! clean up (SIGKILL, an abort), a [`Watchdog`] kills it: workerd, and every `npm` that
+//! [`ensure_built`] runs, start in a process group of their own, watched by a small `sh`
+//! that waits on a pipe only dosim writes to; when dosim dies, however it dies, the kernel
+//! closes the pipe and the watchdog kills the group. (`PR_SET_PDEATHSIG` would need
+//! `unsafe` code between fork and exec, which this crate forbids, and it fires when the
+//! spawning *thread* exits.) In its own group, workerd no longer gets the terminal's Ctrl-C
+//! either: dosim gets it, and stops workerd after its last stats read.
+//!
+//! The scenario's settings are checked against the Worker's own ranges before anything
+//! starts ([`LocalSettings::for_scenario`]): both sides read them from one file,
+//! `workers/src/limits.json`, embedded here at build time ([`worker_limit`]).
 //!
 //! workerd is started as `workerd serve workers/workerd.capnp --socket-addr
 //! http=127.0.0.1:0 --control-fd=1`: the OS picks the port and workerd reports it as a JSON
 //! line on its stdout (`{"event":"listen","socket":"http","port":P}`), so there is no race
 //! between choosing a port and binding it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
 
 use super::client::Target;
 use super::DriveError;
@@ -45,12 +58,55 @@ pub struct LocalSettings {
     pub stats_token: String,
 }
 
+/// The range of one of the Worker's numeric settings (`workers/src/limits.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct WorkerRange {
+    /// Smallest value accepted.
+    pub min: u64,
+    /// Largest value accepted.
+    pub max: u64,
+    /// The value when unset (None: unlimited).
+    pub default: Option<u64>,
+    /// Whether `none`/`unlimited` are accepted (no limit).
+    pub unlimited: bool,
+}
+
+#[derive(Deserialize)]
+struct LimitsFile {
+    settings: BTreeMap<String, WorkerRange>,
+}
+
+/// `workers/src/limits.json`, which the Worker's `src/config.ts` reads too.
+pub const WORKER_LIMITS_JSON: &str = include_str!("../../../workers/src/limits.json");
+
+/// The Worker's numeric settings and their ranges, by binding name (`MAX_MESSAGE_BYTES`).
+pub fn worker_limits() -> &'static BTreeMap<String, WorkerRange> {
+    static LIMITS: OnceLock<BTreeMap<String, WorkerRange>> = OnceLock::new();
+    LIMITS.get_or_init(|| {
+        serde_json::from_str::<LimitsFile>(WORKER_LIMITS_JSON)
+            .expect("workers/src/limits.json is valid (checked by a unit test)")
+            .settings
+    })
+}
+
+/// The range of one of the Worker's numeric settings (`MAX_MESSAGE_BYTES`, ...).
+pub fn worker_limit(binding: &str) -> WorkerRange {
+    *worker_limits()
+        .get(binding)
+        .unwrap_or_else(|| panic!("{binding} is not in workers/src/limits.json"))
+}
+
+/// The frame limit that fits a scenario's messages: the body and the frame's JSON around it.
+const FRAME_OVERHEAD: u32 = 256;
+
 impl LocalSettings {
     /// The settings that reproduce a scenario: its limits, its hibernation choice, a frame
-    /// limit that fits its messages, and a fresh random token.
-    pub fn for_scenario(s: &Scenario) -> LocalSettings {
-        let needed = s.sessions.message_bytes.saturating_add(256);
-        LocalSettings {
+    /// limit that fits its messages, and a fresh random token. A value outside what the
+    /// Worker accepts (`workers/src/limits.json`) is refused here, naming the scenario key,
+    /// rather than answered 500 by every upgrade (`DriveError::Usage`, exit code 2).
+    pub fn for_scenario(s: &Scenario) -> Result<LocalSettings, DriveError> {
+        let needed = s.sessions.message_bytes.saturating_add(FRAME_OVERHEAD);
+        let settings = LocalSettings {
             max_connections_per_room: s.limits.max_connections_per_room,
             max_active_rooms: s.limits.max_active_rooms,
             max_total_connections: s.limits.max_total_connections,
@@ -59,7 +115,57 @@ impl LocalSettings {
             max_message_bytes: (needed > 4096).then_some(needed),
             lobby_mode: None,
             stats_token: random_token(),
-        }
+        };
+        let check = |key: &str, binding: &str, value: Option<u32>, shown: u64| {
+            let Some(v) = value else { return Ok(()) };
+            let r = worker_limit(binding);
+            if (r.min..=r.max).contains(&u64::from(v)) {
+                return Ok(());
+            }
+            let why = if binding == "MAX_MESSAGE_BYTES" {
+                format!(
+                    " needs frames of up to {v} bytes (the message and {FRAME_OVERHEAD} bytes of JSON around it)"
+                )
+            } else {
+                String::new()
+            };
+            Err(DriveError::Usage(format!(
+                "scenario {:?}: {key} = {shown}{why}, but the Worker's {binding} must be in {}..={} (workers/src/limits.json): `drive --local` cannot run it as it is",
+                s.name, r.min, r.max
+            )))
+        };
+        let l = &s.limits;
+        check(
+            "[limits] max_connections_per_room",
+            "MAX_CONNECTIONS_PER_ROOM",
+            Some(l.max_connections_per_room),
+            l.max_connections_per_room.into(),
+        )?;
+        check(
+            "[limits] max_active_rooms",
+            "MAX_ACTIVE_ROOMS",
+            l.max_active_rooms,
+            l.max_active_rooms.unwrap_or(0).into(),
+        )?;
+        check(
+            "[limits] max_total_connections",
+            "MAX_TOTAL_CONNECTIONS",
+            l.max_total_connections,
+            l.max_total_connections.unwrap_or(0).into(),
+        )?;
+        check(
+            "[limits] queue_limit",
+            "QUEUE_LIMIT",
+            Some(l.queue_limit),
+            l.queue_limit.into(),
+        )?;
+        check(
+            "[sessions] message_bytes",
+            "MAX_MESSAGE_BYTES",
+            settings.max_message_bytes,
+            s.sessions.message_bytes.into(),
+        )?;
+        Ok(settings)
     }
 
     /// The `DOSIM_*` variables.
@@ -204,8 +310,10 @@ fn npm(workers: &Path, args: &[&str]) -> Result<(), DriveError> {
         args.join(" "),
         workers.display()
     );
-    // npm's own output goes to our stderr, so that stdout stays the report.
-    let status = Command::new("npm")
+    // npm's own output goes to our stderr, so that stdout stays the report. npm and what it
+    // runs (node, tsc, esbuild) form a process group of their own, killed by the watchdog if
+    // dosim dies meanwhile.
+    let mut child = Command::new("npm")
         .args(args)
         .current_dir(workers)
         .stdin(Stdio::null())
@@ -214,8 +322,13 @@ fn npm(workers: &Path, args: &[&str]) -> Result<(), DriveError> {
                 .as_fd_owned()
                 .map_err(|e| DriveError::Local(format!("stderr: {e}")))?,
         ))
-        .status()
+        .process_group(0)
+        .spawn()
         .map_err(|e| DriveError::Local(format!("cannot run npm ({e}); is Node.js installed?")))?;
+    let watchdog = Watchdog::watch(child.id());
+    let status = child.wait();
+    drop(watchdog);
+    let status = status.map_err(|e| DriveError::Local(format!("waiting for npm: {e}")))?;
     if status.success() {
         Ok(())
     } else {
@@ -238,6 +351,59 @@ impl AsFdOwned for std::io::Stderr {
     }
 }
 
+/// Kills a process group if dosim dies before it could stop the group itself.
+///
+/// A `sh` in a process group of its own blocks reading a pipe whose write end only this
+/// process holds (close-on-exec, so no other child inherits it). When dosim exits, however
+/// it exits, SIGKILL included, the kernel closes that end, `read` returns, and the watchdog
+/// sends SIGKILL to the group. Dropping the watchdog (dosim stopping the group itself, then
+/// the watchdog) kills the `sh` by its pid first, so it never acts.
+#[derive(Debug)]
+pub struct Watchdog {
+    child: Option<Child>,
+}
+
+impl Watchdog {
+    /// Watch process group `pgid` (a child started with `process_group(0)`: its pid). If
+    /// `sh` cannot be started, there is no watchdog (a warning on stderr): dosim still stops
+    /// the group itself in every other case.
+    pub fn watch(pgid: u32) -> Watchdog {
+        let child = Command::new("/bin/sh")
+            .args([
+                "-c",
+                r#"read _ignored; kill -s KILL -- -"$1" 2>/dev/null"#,
+                "dosim-watchdog",
+                &pgid.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+        match child {
+            Ok(c) => Watchdog { child: Some(c) },
+            Err(e) => {
+                eprintln!("dosim: no watchdog for process group {pgid} (/bin/sh: {e}): if dosim is killed, stop it yourself");
+                Watchdog { child: None }
+            }
+        }
+    }
+
+    /// The watchdog's own pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The workerd binary of a `workers/` folder: `$DOSIM_WORKERD` if set, else
 /// `node_modules/.bin/workerd` (the platform binary once npm's install script ran).
 pub fn workerd_binary(workers: &Path) -> PathBuf {
@@ -252,6 +418,8 @@ pub fn workerd_binary(workers: &Path) -> PathBuf {
 #[derive(Debug)]
 pub struct LocalWorkerd {
     child: Option<Child>,
+    /// Kills workerd if dosim dies first (dropped after workerd is stopped).
+    watchdog: Option<Watchdog>,
     pid: u32,
     port: u16,
     token: String,
@@ -290,7 +458,8 @@ impl LocalWorkerd {
             .current_dir(workers)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("DOSIM_") {
                 cmd.env_remove(k);
@@ -305,6 +474,7 @@ impl LocalWorkerd {
             ))
         })?;
         let pid = child.id();
+        let watchdog = Watchdog::watch(pid);
         let log = Arc::new(Mutex::new(String::new()));
         let (port_tx, port_rx) = mpsc::channel::<u16>();
         let stdout = child.stdout.take().expect("piped stdout");
@@ -339,6 +509,7 @@ impl LocalWorkerd {
         }
         let mut w = LocalWorkerd {
             child: Some(child),
+            watchdog: Some(watchdog),
             pid,
             port: 0,
             token: settings.stats_token.clone(),
@@ -403,11 +574,16 @@ impl LocalWorkerd {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The exit status if workerd has exited.
+    /// The exit status if workerd has exited (then its watchdog goes too: the pid is free).
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child
+        let status = self
+            .child
             .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+            .and_then(|c| c.try_wait().ok().flatten());
+        if status.is_some() {
+            self.watchdog.take();
+        }
+        status
     }
 
     /// CPU time (user + system) used so far by workerd and its descendants.
@@ -415,8 +591,20 @@ impl LocalWorkerd {
         process_tree_cpu(self.pid)
     }
 
-    /// Stop workerd: SIGTERM, then SIGKILL if it has not exited after 3 s. Idempotent.
+    /// The pid of the watchdog that kills workerd if dosim dies (see [`Watchdog`]).
+    pub fn watchdog_pid(&self) -> Option<u32> {
+        self.watchdog.as_ref().and_then(Watchdog::pid)
+    }
+
+    /// Stop workerd: SIGTERM, then SIGKILL if it has not exited after 3 s; then its
+    /// watchdog. Idempotent.
     pub fn stop(&mut self) -> Option<ExitStatus> {
+        let status = self.stop_workerd();
+        self.watchdog.take();
+        status
+    }
+
+    fn stop_workerd(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {
             return Some(status);
@@ -578,6 +766,85 @@ mod tests {
         assert_eq!(get("DOSIM_LOBBY_MODE"), Some("always"));
         assert_eq!(random_token().len(), 32);
         assert_ne!(random_token(), random_token());
+    }
+
+    fn scenario() -> Scenario {
+        Scenario::parse(
+            "name = \"t\"\n[arrivals]\nrate_per_second = 1.0\n",
+            Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_workers_limits_are_read_from_its_own_file() {
+        let names: Vec<&str> = worker_limits().keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "MAX_ACTIVE_ROOMS",
+                "MAX_CONNECTIONS_PER_ROOM",
+                "MAX_MESSAGE_BYTES",
+                "MAX_TOTAL_CONNECTIONS",
+                "QUEUE_LIMIT"
+            ]
+        );
+        let m = worker_limit("MAX_MESSAGE_BYTES");
+        assert_eq!((m.min, m.max, m.default), (1, 1 << 20, Some(4096)));
+        // Every setting dosim passes as a number is one of them.
+        let s = LocalSettings::for_scenario(&scenario()).unwrap();
+        for (k, v) in s.env() {
+            if v.parse::<u64>().is_ok() && k != "DOSIM_STATS_TOKEN" {
+                assert!(worker_limits().contains_key(&k["DOSIM_".len()..]), "{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_scenario_the_worker_would_refuse_is_refused_naming_its_key() {
+        let base = scenario();
+        let at_max = |bytes: u32| {
+            let mut s = base.clone();
+            s.sessions.message_bytes = bytes;
+            LocalSettings::for_scenario(&s)
+        };
+        let max = worker_limit("MAX_MESSAGE_BYTES").max as u32;
+        assert_eq!(
+            at_max(max - FRAME_OVERHEAD).unwrap().max_message_bytes,
+            Some(max)
+        );
+        let e = at_max(max - FRAME_OVERHEAD + 1).unwrap_err();
+        assert!(e.is_bad_input());
+        let e = e.to_string();
+        assert!(
+            e.contains("[sessions] message_bytes = 1048321")
+                && e.contains("MAX_MESSAGE_BYTES must be in 1..=1048576"),
+            "{e}"
+        );
+        let mut s = base.clone();
+        s.limits.max_connections_per_room = 2_000_000_000;
+        let e = LocalSettings::for_scenario(&s).unwrap_err().to_string();
+        assert!(
+            e.contains("[limits] max_connections_per_room = 2000000000")
+                && e.contains("MAX_CONNECTIONS_PER_ROOM must be in 1..=1000000000"),
+            "{e}"
+        );
+        for (key, set) in [
+            (
+                "max_active_rooms",
+                (|s: &mut Scenario| s.limits.max_active_rooms = Some(u32::MAX))
+                    as fn(&mut Scenario),
+            ),
+            ("max_total_connections", |s| {
+                s.limits.max_total_connections = Some(u32::MAX)
+            }),
+            ("queue_limit", |s| s.limits.queue_limit = u32::MAX),
+        ] {
+            let mut s = base.clone();
+            set(&mut s);
+            let e = LocalSettings::for_scenario(&s).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

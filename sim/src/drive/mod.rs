@@ -42,7 +42,7 @@
 //!
 //! | key | meaning |
 //! |---|---|
-//! | `target`, `status`, `stopped` | the endpoint; `complete`, `target_down` or `interrupted`, and why |
+//! | `target`, `status`, `stopped` | the endpoint; `complete`, `target_down` or `interrupted`, and why (`target_down` also when the target cannot serve: `GET /healthz` answers 5xx before or during the run, e.g. the Worker's configuration error, quoted) |
 //! | `local` | with `--local`: workerd's pid, its `DOSIM_*` settings, whether `npm ci`/`npm run build` ran |
 //! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real, as run), `covered_scenario_seconds` (the scenario time the window covered, less than `planned_scenario_seconds` when the run stopped early: every monthly figure is projected from it), `cut_short`, `stopped_during` (`start`, `ramp`, `window`, `grace` or `departures`; absent when the run ended normally), real `ramp_seconds`, `grace_seconds` (it ends once nothing is in flight) and its limit `grace_limit_seconds` (`--grace`), `cut_seconds`, `started_at_unix_ms` |
 //! | `carried`, `arrivals` | planned, started, failed, upgraded, admitted, queued, rejected sessions of each group |
@@ -53,8 +53,8 @@
 //! | `projection` | inputs of the monthly factor (see below) |
 //! | `cpu` | with `--local`: workerd CPU in the ramp (connects only) and the window; `cpu_ms_per_connect`, `cpu_ms_per_message` — the calibration figures for `platform.worker_cpu_ms_per_connect` and the service times |
 //! | `driver` | the driver's own CPU per message, peak sockets, RSS per connection, open-file limit |
-//! | `reconciliation` | `ok` (no difference, no restart), every `check` (driver vs Worker), `differences`, `object_differences`, `restarts` (counters lost), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `connections_after`; after a Ctrl-C that had to close sockets without waiting for the Worker (a second Ctrl-C, or an orderly stop longer than 5 s), the checks that differ are in `not_comparable` with `not_comparable_reason` instead of `differences` |
-//! | `warnings` | e.g. few arrivals in the window, limits that differ from the scenario |
+//! | `reconciliation` | `ok`, every `check` (driver vs Worker: sums over every object listed and the registry's pruned sum, after less before), `differences`, `object_differences` (per object, for `objects_compared` objects whose one lineage covers the run), `restarts` (counters lost: a lineage the Worker reports lost, an instance changed without a registry, or the registry itself restarted), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `pruned` (objects the Worker folded into its retained sum during the run, counters kept: no difference), `objects` (listed after the run), `connections_after`; after a Ctrl-C that had to close sockets without waiting for the Worker (a second Ctrl-C, or an orderly stop longer than 5 s), the checks that differ are in `not_comparable` with `not_comparable_reason` instead of `differences` |
+//! | `warnings` | e.g. few arrivals in the window, limits that differ from the scenario, the first 5xx answer to an upgrade with its body |
 //!
 //! # Monthly projection
 //!
@@ -366,9 +366,10 @@ pub fn drive(
                 .filter(|s| !s.is_empty()),
         ),
         None => {
+            // Refuse what the Worker would refuse before building anything.
+            let settings = LocalSettings::for_scenario(scenario)?;
             let workers = local::find_workers_dir(opts.workers.as_deref())?;
             let built = local::ensure_built(&workers)?;
-            let settings = LocalSettings::for_scenario(scenario);
             let w = LocalWorkerd::spawn(&workers, &settings)?;
             let mut shown: BTreeMap<String, String> = settings.env().into_iter().collect();
             shown.insert("DOSIM_STATS_TOKEN".into(), "(random, hidden)".into());
@@ -487,12 +488,21 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         room_object,
         state,
     ));
-    if let Err(e) = client::stream(&inp.target, inp.opts.connect_timeout).await {
-        ctx.state().fault(e.category());
-        ctx.abort(Stop::TargetDown(format!(
-            "target {} unreachable: {e}",
+    // Pre-flight: is anything listening, and can it serve (a Worker whose configuration is
+    // invalid answers every request 500, naming the setting)?
+    match stats::health(&inp.target, inp.opts.connect_timeout).await {
+        Ok(()) => {}
+        Err(stats::HealthError::Unreachable(e)) => {
+            ctx.state().fault(e.category());
+            ctx.abort(Stop::TargetDown(format!(
+                "target {} unreachable: {e}",
+                inp.target
+            )));
+        }
+        Err(e) => ctx.abort(Stop::TargetDown(format!(
+            "target {} misconfigured: {e}",
             inp.target
-        )));
+        ))),
     }
 
     // Stats before.
@@ -563,6 +573,11 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
             run::INTERRUPT_STOP.as_secs()
         )
     });
+    if let Some(first) = ctx.first_server_error() {
+        inp.warnings.push(format!(
+            "the target answered an upgrade with {first} (the first such answer; drive.faults.upgrade_5xx counts them)"
+        ));
+    }
 
     // Stats after.
     let mut reconciliation = None;

@@ -1,13 +1,19 @@
 //! Reconcile: the driver's own counts against the Worker's stats.
 //!
-//! The Worker's counters count since each object was created (`started_at`, `instance`),
-//! across its evictions (`restarts`): they live in the isolate's memory. The driver reads
-//! the stats before the run and after it and compares the differences (per object, then
-//! summed) with what it counted itself. An object whose `instance` changed between the two
-//! reads, or that started after the driver's first request to it, restarted with its
-//! counters lost (a new isolate): its counters only cover the time since, and it is
-//! reported as a restart. An object evicted and woken again during the run kept its
-//! counters: that is reported (`evictions`), and is no difference.
+//! The Worker's counters are lineages (`instance`, `started_at`): an object's counters from
+//! its first join while it holds sockets, across its evictions (`restarts`), in the
+//! isolate's memory; an idle object's lineage is held by the strategy's registry, whole for
+//! the most recent ones, else folded into its `pruned` sum (workers/src/registry.ts). The
+//! driver reads the stats before the run and after it: what the Worker counted during the
+//! run is the sum over the read after (every listed object and the pruned sum) less the
+//! same over the read before, and that is compared with what the driver counted itself.
+//! An object pruned during the run kept its counters (in the sum): it is counted
+//! (`pruned`), and is no difference. A lineage the Worker lost (the registry reports it
+//! `lost`: its object started again in a new isolate; or without a registry, `single`, an
+//! `instance` that changed) is a restart with counters lost. An object evicted and woken
+//! again during the run kept its counters: that is reported (`evictions`), and is no
+//! difference. Per object, the driver's own counts are compared where one lineage covers
+//! the whole run for that object (`objects_compared`).
 //!
 //! After a Ctrl-C the run stops in order (every user leaves and waits for the server's
 //! close), so the counts still compare exactly. When sockets had to be closed without
@@ -21,11 +27,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::state::{ObjectTally, Totals};
-use super::stats::{ObjectStats, Stats};
+use super::stats::{ObjectStats, RoomCounters, Stats};
 use crate::model::strategy::Strategy;
 
 /// Slack between the driver's clock and the Worker's `started_at` when deciding that an
-/// object started after the driver first asked for it.
+/// object's lineage began with the driver's first request to it.
 const CLOCK_SLACK_MS: f64 = 2_000.0;
 
 /// One compared counter.
@@ -92,46 +98,16 @@ pub struct Reconciliation {
     /// Objects evicted and started again during the run, their counters kept: (object,
     /// times).
     pub evictions: Vec<(String, u64)>,
-    /// Room-hosting objects in the Worker's stats after the run.
+    /// Room-hosting objects in the Worker's stats after the run (active and idle).
     pub objects: u64,
+    /// Objects whose lineages the Worker pruned during the run (their counters kept in its
+    /// sum, so in the checks).
+    pub pruned: u64,
+    /// Objects whose own counters were compared with the driver's (one lineage covering the
+    /// whole run).
+    pub objects_compared: u64,
     /// Sockets the Worker still held after the run (0 when everyone left).
     pub connections_after: u64,
-}
-
-/// Counter differences of one object between two reads.
-fn delta(before: Option<&ObjectStats>, after: &ObjectStats) -> (ObjectStats, bool) {
-    match before {
-        Some(b) if b.instance == after.instance => {
-            let d = |a: u64, b: u64| a.saturating_sub(b);
-            let mut rej = BTreeMap::new();
-            for (k, v) in &after.rejections {
-                rej.insert(k.clone(), d(*v, b.rejections.get(k).copied().unwrap_or(0)));
-            }
-            (
-                ObjectStats {
-                    connects: d(after.connects, b.connects),
-                    admitted: d(after.admitted, b.admitted),
-                    queued_joins: d(after.queued_joins, b.queued_joins),
-                    promoted: d(after.promoted, b.promoted),
-                    left: d(after.left, b.left),
-                    abandoned: d(after.abandoned, b.abandoned),
-                    rejections: rej,
-                    messages_in: d(after.messages_in, b.messages_in),
-                    messages_out: d(after.messages_out, b.messages_out),
-                    not_admitted: d(after.not_admitted, b.not_admitted),
-                    malformed: d(after.malformed, b.malformed),
-                    oversized: d(after.oversized, b.oversized),
-                    unknown: d(after.unknown, b.unknown),
-                    lobby_rpcs: d(after.lobby_rpcs, b.lobby_rpcs),
-                    lobby_errors: d(after.lobby_errors, b.lobby_errors),
-                    ..after.clone()
-                },
-                false,
-            )
-        }
-        Some(_) => (after.clone(), true),
-        None => (after.clone(), false),
-    }
 }
 
 /// The name the Worker gives the object with index `object` of `strategy` (see
@@ -142,6 +118,198 @@ pub fn object_name(strategy: Strategy, object: u32) -> String {
         Strategy::PerRoom => format!("room:{}", crate::workload::room_name(object)),
         Strategy::Sharded(n) => format!("shard:{n}:{object}"),
     }
+}
+
+/// What the Worker counted during the run, over every lineage; the restarts, evictions,
+/// pruned objects and per-object differences go into `r`.
+///
+/// Every counter of a stats document is in exactly one place: a listed object (active or
+/// idle) or the registry's pruned sum. So the run's counts are the counters of the read
+/// after less those of the lineages of the read before that the read after still accounts
+/// for: all of them, except the lost ones; if the registry itself restarted, only those
+/// still listed.
+fn counted_during_run(
+    strategy: Strategy,
+    before: Option<&Stats>,
+    after: &Stats,
+    per_object: &[ObjectTally],
+    r: &mut Reconciliation,
+) -> RoomCounters {
+    let mut sum = RoomCounters::default();
+    for o in &after.objects {
+        sum.add(&o.counters);
+    }
+    if let Some(p) = &after.pruned {
+        sum.add(&p.counters);
+    }
+    r.objects = after.objects.len() as u64;
+    r.connections_after = after.objects.iter().map(|o| o.connections).sum();
+    let pruned_before = before.and_then(|b| b.pruned.as_ref());
+    let registry_same = match (pruned_before, &after.pruned) {
+        (Some(b), Some(a)) => b.instance == a.instance,
+        _ => true,
+    };
+    let before_by_name: BTreeMap<&str, &ObjectStats> = before
+        .map(|b| b.objects.iter().map(|o| (o.name.as_str(), o)).collect())
+        .unwrap_or_default();
+    let started = |name: &str| before_by_name.get(name).map_or(0.0, |o| o.started_at);
+
+    // Lineages lost since the read before (all of them without one).
+    let mut lost: BTreeSet<(&str, &str)> = BTreeSet::new();
+    if let Some(p) = &after.pruned {
+        if !registry_same {
+            r.restarts.push(Restart {
+                object: format!("registry:{}", strategy.url_segment()),
+                how: "its instance changed between the reads before and after the run: the counters of the idle and pruned objects it held were lost".into(),
+                started_at_unix_ms: p.started_at,
+            });
+        }
+        let known: BTreeSet<(&str, &str)> = pruned_before
+            .filter(|_| registry_same)
+            .map(|b| {
+                b.lost_recent
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.instance.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for l in &p.lost_recent {
+            let key = (l.name.as_str(), l.instance.as_str());
+            if !known.contains(&key) && lost.insert(key) {
+                r.restarts.push(Restart {
+                    object: l.name.clone(),
+                    how: "the Worker found its counters gone (the object started again in a new isolate)".into(),
+                    started_at_unix_ms: started(&l.name),
+                });
+            }
+        }
+        let newly = p.lost.saturating_sub(
+            pruned_before
+                .filter(|_| registry_same)
+                .map_or(0, |b| b.lost),
+        );
+        if newly > lost.len() as u64 {
+            r.restarts.push(Restart {
+                object: format!("{} more object(s)", newly - lost.len() as u64),
+                how: "the Worker found their counters gone (not named: it names the last 20)"
+                    .into(),
+                started_at_unix_ms: 0.0,
+            });
+        }
+        r.pruned = p.objects.saturating_sub(
+            pruned_before
+                .filter(|_| registry_same)
+                .map_or(0, |b| b.objects),
+        );
+    }
+    let after_lineages: BTreeSet<(&str, &str)> = after
+        .objects
+        .iter()
+        .map(|o| (o.name.as_str(), o.instance.as_str()))
+        .collect();
+    if let Some(b) = before {
+        for o in &b.objects {
+            let key = (o.name.as_str(), o.instance.as_str());
+            let listed = after_lineages.contains(&key);
+            // Without a registry (`single`) every object is listed: a new instance means its
+            // counters were lost.
+            let replaced = after.pruned.is_none() && !listed && !o.instance.is_empty();
+            if replaced {
+                let now = after.objects.iter().find(|a| a.name == o.name);
+                r.restarts.push(Restart {
+                    object: o.name.clone(),
+                    how: "its instance changed between the reads before and after the run".into(),
+                    started_at_unix_ms: now.map_or(0.0, |a| a.started_at),
+                });
+            }
+            if listed || (registry_same && !replaced && !lost.contains(&key)) {
+                sum.sub(&o.counters);
+            }
+        }
+        if let Some(p) = pruned_before.filter(|_| registry_same) {
+            sum.sub(&p.counters);
+        }
+    }
+
+    // Per object, where one lineage covers the whole run: read before with the same lineage,
+    // or begun with the driver's first request to the object (or no read before).
+    let names: BTreeMap<String, usize> = (0..per_object.len())
+        .map(|i| (object_name(strategy, i as u32), i))
+        .collect();
+    for o in &after.objects {
+        let tally = names.get(&o.name).map(|&i| &per_object[i]);
+        // (An object with no lineage before, instance "", had counted nothing.)
+        let read_before = before_by_name
+            .get(o.name.as_str())
+            .filter(|b| !b.instance.is_empty());
+        let base = match read_before {
+            Some(b) if b.instance == o.instance => Some(*b),
+            _ if before.is_none() => None,
+            Some(_) => {
+                if o.restarts > 0 {
+                    r.evictions.push((o.name.clone(), o.restarts));
+                }
+                continue;
+            }
+            None => {
+                let first = tally.and_then(|t| t.first_request_unix_ms);
+                if first.is_some_and(|first| o.started_at > first + CLOCK_SLACK_MS) {
+                    if o.restarts > 0 {
+                        r.evictions.push((o.name.clone(), o.restarts));
+                    }
+                    continue;
+                }
+                None
+            }
+        };
+        let woke = o.restarts - base.map_or(0, |b| b.restarts.min(o.restarts));
+        if woke > 0 {
+            r.evictions.push((o.name.clone(), woke));
+        }
+        let Some(t) = tally else { continue };
+        r.objects_compared += 1;
+        let mut d = o.counters.clone();
+        if let Some(b) = base {
+            d.sub(&b.counters);
+        }
+        for (field, drv, wrk) in [
+            ("connects", t.upgrades, d.connects),
+            ("messages_in", t.messages_sent, d.messages_in),
+            ("messages_out", t.deliveries, d.messages_out),
+        ] {
+            // messages_in per object excludes not_admitted; those are rare and global.
+            if drv != wrk && r.object_differences.len() < 20 {
+                r.object_differences.push(ObjectDifference {
+                    object: o.name.clone(),
+                    field: field.into(),
+                    driver: drv,
+                    worker: wrk,
+                });
+            }
+        }
+    }
+    // Without a registry every object the driver used is listed.
+    if after.pruned.is_none() {
+        for (name, &i) in &names {
+            if per_object[i].upgrades > 0 && !after.objects.iter().any(|o| &o.name == name) {
+                r.object_differences.push(ObjectDifference {
+                    object: name.clone(),
+                    field: "listed".into(),
+                    driver: 1,
+                    worker: 0,
+                });
+            }
+        }
+    }
+    for name in &after.unanswered {
+        r.object_differences.push(ObjectDifference {
+            object: name.clone(),
+            field: "answered".into(),
+            driver: 1,
+            worker: 0,
+        });
+    }
+    sum
 }
 
 /// Compare. `per_object` is indexed by the strategy's object index. `not_comparable`: why
@@ -156,7 +324,7 @@ pub(crate) fn reconcile(
 ) -> Reconciliation {
     let mut r = Reconciliation {
         source: format!(
-            "GET /s/{}/stats {} and after the run: per-object counter differences, summed",
+            "GET /s/{}/stats {} and after the run: the counters of every object listed and of the registry's pruned sum, after less before",
             strategy.url_segment(),
             if before.is_some() {
                 "before"
@@ -164,95 +332,9 @@ pub(crate) fn reconcile(
                 "(not read before the run: counters since each object started)"
             }
         ),
-        objects: after.objects.len() as u64,
         ..Reconciliation::default()
     };
-    let before_by_name: BTreeMap<&str, &ObjectStats> = before
-        .map(|b| b.objects.iter().map(|o| (o.name.as_str(), o)).collect())
-        .unwrap_or_default();
-    let names: BTreeMap<String, usize> = (0..per_object.len())
-        .map(|i| (object_name(strategy, i as u32), i))
-        .collect();
-    let mut sum = ObjectStats::default();
-    for o in &after.objects {
-        let before_o = before_by_name.get(o.name.as_str()).copied();
-        let (d, restarted) = delta(before_o, o);
-        let woke = o.restarts - before_o.map_or(0, |b| b.restarts.min(o.restarts));
-        if !restarted && woke > 0 {
-            r.evictions.push((o.name.clone(), woke));
-        }
-        if restarted {
-            r.restarts.push(Restart {
-                object: o.name.clone(),
-                how: "its instance changed between the reads before and after the run".into(),
-                started_at_unix_ms: o.started_at,
-            });
-        } else if !before_by_name.contains_key(o.name.as_str()) {
-            let first = names
-                .get(&o.name)
-                .and_then(|&i| per_object[i].first_request_unix_ms);
-            if let Some(first) = first {
-                if o.started_at > first + CLOCK_SLACK_MS {
-                    r.restarts.push(Restart {
-                        object: o.name.clone(),
-                        how: format!(
-                            "it started {:.1} s after the driver's first request to it",
-                            (o.started_at - first) / 1000.0
-                        ),
-                        started_at_unix_ms: o.started_at,
-                    });
-                }
-            }
-        }
-        r.connections_after += o.connections;
-        if let Some(&i) = names.get(&o.name) {
-            let t = &per_object[i];
-            for (field, drv, wrk) in [
-                ("connects", t.upgrades, d.connects),
-                ("messages_in", t.messages_sent, d.messages_in),
-                ("messages_out", t.deliveries, d.messages_out),
-            ] {
-                // messages_in per object excludes not_admitted; those are rare and global.
-                if drv != wrk && r.object_differences.len() < 20 {
-                    r.object_differences.push(ObjectDifference {
-                        object: o.name.clone(),
-                        field: field.into(),
-                        driver: drv,
-                        worker: wrk,
-                    });
-                }
-            }
-        }
-        sum.connects += d.connects;
-        sum.admitted += d.admitted;
-        sum.queued_joins += d.queued_joins;
-        sum.promoted += d.promoted;
-        sum.left += d.left;
-        sum.abandoned += d.abandoned;
-        for (k, v) in &d.rejections {
-            *sum.rejections.entry(k.clone()).or_default() += v;
-        }
-        sum.messages_in += d.messages_in;
-        sum.messages_out += d.messages_out;
-        sum.not_admitted += d.not_admitted;
-        sum.malformed += d.malformed;
-        sum.oversized += d.oversized;
-        sum.unknown += d.unknown;
-        sum.lobby_rpcs += d.lobby_rpcs;
-        sum.lobby_errors += d.lobby_errors;
-    }
-    // Objects the driver used that the Worker does not list.
-    for (name, &i) in &names {
-        let t = &per_object[i];
-        if t.upgrades > 0 && !after.objects.iter().any(|o| &o.name == name) {
-            r.object_differences.push(ObjectDifference {
-                object: name.clone(),
-                field: "listed".into(),
-                driver: 1,
-                worker: 0,
-            });
-        }
-    }
+    let sum = counted_during_run(strategy, before, after, per_object, &mut r);
     let mut check = |name: &str, driver: u64, worker: u64| {
         r.checks.push(Check {
             name: name.to_string(),
@@ -349,17 +431,142 @@ pub(crate) fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drive::stats::{LostLineage, PrunedStats};
 
     fn obj(name: &str, instance: &str, connects: u64, msgs: u64) -> ObjectStats {
         ObjectStats {
             name: name.into(),
             instance: instance.into(),
+            counters: counters(connects, msgs),
+            ..ObjectStats::default()
+        }
+    }
+
+    fn counters(connects: u64, msgs: u64) -> RoomCounters {
+        RoomCounters {
             connects,
             admitted: connects,
             messages_in: msgs,
             messages_out: msgs * 2,
-            ..ObjectStats::default()
+            ..RoomCounters::default()
         }
+    }
+
+    fn pruned(objects: u64, connects: u64, msgs: u64) -> PrunedStats {
+        PrunedStats {
+            instance: "registry".into(),
+            objects,
+            counters: counters(connects, msgs),
+            ..PrunedStats::default()
+        }
+    }
+
+    fn tally(upgrades: u64, messages_sent: u64) -> ObjectTally {
+        ObjectTally {
+            upgrades,
+            messages_sent,
+            deliveries: messages_sent * 2,
+            first_request_unix_ms: None,
+        }
+    }
+
+    fn driver(upgrades: u64, messages_sent: u64) -> Totals {
+        Totals {
+            upgrades,
+            admitted: upgrades,
+            messages_sent,
+            deliveries: messages_sent * 2,
+            ..Totals::default()
+        }
+    }
+
+    #[test]
+    fn objects_pruned_during_the_run_keep_their_counters_and_are_no_restart() {
+        // r0 was idle before the run (5 connects); in the run it came back (+3), went idle
+        // again and was pruned into the registry's sum; r1 is new.
+        let before = Stats {
+            objects: vec![ObjectStats {
+                state: "idle".into(),
+                ..obj("room:r0", "a", 5, 10)
+            }],
+            pruned: Some(pruned(0, 0, 0)),
+            ..Stats::default()
+        };
+        let after = Stats {
+            objects: vec![obj("room:r1", "b", 2, 4)],
+            pruned: Some(pruned(1, 8, 30)),
+            ..Stats::default()
+        };
+        let per_object = [tally(3, 20), tally(2, 4)];
+        let r = reconcile(
+            Strategy::PerRoom,
+            Some(&before),
+            &after,
+            &driver(5, 24),
+            &per_object,
+            None,
+        );
+        assert!(r.ok, "{:?} {:?}", r.differences, r.restarts);
+        assert_eq!((r.pruned, r.objects_compared), (1, 1));
+        // r0 back again with a new lineage (the old one pruned): no restart, no difference.
+        let revived = Stats {
+            objects: vec![obj("room:r0", "c", 1, 0), obj("room:r1", "b", 2, 4)],
+            pruned: Some(pruned(1, 8, 30)),
+            ..Stats::default()
+        };
+        let r = reconcile(
+            Strategy::PerRoom,
+            Some(&before),
+            &revived,
+            &driver(6, 24),
+            &[tally(4, 20), tally(2, 4)],
+            None,
+        );
+        assert!(r.ok, "{:?} {:?}", r.differences, r.restarts);
+        assert_eq!(r.objects_compared, 1, "r0's lineage does not cover the run");
+        // The same, but the Worker lost r0's lineage "a" (a new isolate): a restart, and the
+        // counters are short.
+        let lost = Stats {
+            objects: vec![obj("room:r0", "c", 1, 0), obj("room:r1", "b", 2, 4)],
+            pruned: Some(PrunedStats {
+                lost: 1,
+                lost_recent: vec![LostLineage {
+                    name: "room:r0".into(),
+                    instance: "a".into(),
+                    detected_at: 0.0,
+                }],
+                ..pruned(0, 0, 0)
+            }),
+            ..Stats::default()
+        };
+        let r = reconcile(
+            Strategy::PerRoom,
+            Some(&before),
+            &lost,
+            &driver(6, 24),
+            &[tally(4, 20), tally(2, 4)],
+            None,
+        );
+        assert!(!r.ok);
+        assert_eq!(r.restarts.len(), 1, "{:?}", r.restarts);
+        assert_eq!(r.restarts[0].object, "room:r0");
+        // The registry restarted: what it held is lost.
+        let mut moved = after.clone();
+        moved.pruned.as_mut().unwrap().instance = "registry-2".into();
+        let r = reconcile(
+            Strategy::PerRoom,
+            Some(&before),
+            &moved,
+            &driver(5, 24),
+            &per_object,
+            None,
+        );
+        assert!(!r.ok);
+        assert!(
+            r.restarts[0].object.starts_with("registry:"),
+            "{:?}",
+            r.restarts
+        );
     }
 
     #[test]
@@ -434,8 +641,8 @@ mod tests {
         // Promotions the Worker made while the driver closed sockets after an interrupt,
         // without waiting: not comparable, never a difference.
         let mut raced = after.clone();
-        raced.objects[0].promoted = 7;
-        raced.objects[0].left = 7;
+        raced.objects[0].counters.promoted = 7;
+        raced.objects[0].counters.left = 7;
         let r = reconcile(
             Strategy::PerRoom,
             Some(&before),

@@ -88,6 +88,8 @@ pub(crate) struct Ctx {
     carried_notify: Notify,
     probing: AtomicBool,
     pub spawned: AtomicU64,
+    /// The first 5xx answer to an upgrade: `HTTP <status>: <body>`.
+    first_server_error: Mutex<Option<String>>,
 }
 
 impl Ctx {
@@ -122,7 +124,48 @@ impl Ctx {
             carried_notify: Notify::new(),
             probing: AtomicBool::new(false),
             spawned: AtomicU64::new(0),
+            first_server_error: Mutex::new(None),
         }
+    }
+
+    /// The first 5xx answer to an upgrade, if any: `HTTP <status>: <body>`.
+    pub(crate) fn first_server_error(&self) -> Option<String> {
+        self.first_server_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// An upgrade was answered 5xx. The first such answer is kept for the report, and the
+    /// target's `GET /healthz` is probed once: if it fails with a 5xx too, the target cannot
+    /// serve anything (the Worker's configuration is invalid): stop the run rather than
+    /// churn. A 5xx that `/healthz` does not share is left to the fault counts.
+    pub(crate) fn server_error(self: &Arc<Self>, status: u16, body: &str) {
+        {
+            let mut first = self
+                .first_server_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if first.is_some() {
+                return;
+            }
+            *first = Some(if body.is_empty() {
+                format!("HTTP {status} (no body)")
+            } else {
+                format!("HTTP {status}: {body}")
+            });
+        }
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            if let Err(e @ super::stats::HealthError::Failing { .. }) =
+                super::stats::health(&ctx.target, Duration::from_secs(2)).await
+            {
+                ctx.abort(Stop::TargetDown(format!(
+                    "target {} misconfigured: {e}",
+                    ctx.target
+                )));
+            }
+        });
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -441,11 +484,14 @@ impl Session {
                 None
             }
             Some(Err(e)) => {
-                let reached = matches!(e, client::ConnectError::Status(_));
+                let reached = e.answered();
                 ctx.state()
                     .connect_failed(self.kind, self.room, Some(e.category()), reached);
                 if e.suggests_target_down() {
                     ctx.suspect_target();
+                }
+                if let Some((status, body)) = e.server_error() {
+                    ctx.server_error(status, body);
                 }
                 None
             }

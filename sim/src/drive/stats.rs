@@ -4,6 +4,11 @@
 //!
 //! Only the fields the driver reconciles are parsed; unknown fields are ignored so that the
 //! Worker can grow its stats without breaking the driver.
+//!
+//! The objects listed are the live ones (`state`: `active`, asked by the stats call) and the
+//! most recently idle lineages the Worker's registry still holds whole (`idle`); older ones
+//! are summed in `pruned` (workers/src/registry.ts). Every counter is in exactly one of
+//! those, so sums over a document are exact whatever has run before.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::client::{stream, ConnectError, Target};
+use super::client::{body_text, stream, ConnectError, Target};
 use crate::model::strategy::Strategy;
 
 /// The limits the Worker runs with.
@@ -30,20 +35,11 @@ pub struct WorkerLimits {
     pub max_message_bytes: Option<u64>,
 }
 
-/// One room-hosting object's counters and gauges.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The event counters of a room-hosting object (or a sum of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[allow(missing_docs)]
-pub struct ObjectStats {
-    pub name: String,
-    pub kind: String,
-    pub instance: String,
-    /// Unix milliseconds (the Worker's clock).
-    pub started_at: f64,
-    /// When the object last started again after an eviction (its counters kept).
-    pub incarnation_started_at: f64,
-    /// Times the object started again after an eviction, its counters kept.
-    pub restarts: u64,
+pub struct RoomCounters {
     pub connects: u64,
     pub admitted: u64,
     pub queued_joins: u64,
@@ -59,11 +55,100 @@ pub struct ObjectStats {
     pub unknown: u64,
     pub lobby_rpcs: u64,
     pub lobby_errors: u64,
+}
+
+impl RoomCounters {
+    /// Add `o` to these.
+    pub fn add(&mut self, o: &RoomCounters) {
+        self.zip(o, |a, b| *a += b);
+    }
+
+    /// Take `o` from these (saturating at 0).
+    pub fn sub(&mut self, o: &RoomCounters) {
+        self.zip(o, |a, b| *a = a.saturating_sub(b));
+    }
+
+    fn zip(&mut self, o: &RoomCounters, f: impl Fn(&mut u64, u64)) {
+        for (a, b) in [
+            (&mut self.connects, o.connects),
+            (&mut self.admitted, o.admitted),
+            (&mut self.queued_joins, o.queued_joins),
+            (&mut self.promoted, o.promoted),
+            (&mut self.left, o.left),
+            (&mut self.abandoned, o.abandoned),
+            (&mut self.messages_in, o.messages_in),
+            (&mut self.messages_out, o.messages_out),
+            (&mut self.not_admitted, o.not_admitted),
+            (&mut self.malformed, o.malformed),
+            (&mut self.oversized, o.oversized),
+            (&mut self.unknown, o.unknown),
+            (&mut self.lobby_rpcs, o.lobby_rpcs),
+            (&mut self.lobby_errors, o.lobby_errors),
+        ] {
+            f(a, b);
+        }
+        for (k, &v) in &o.rejections {
+            f(self.rejections.entry(k.clone()).or_default(), v);
+        }
+    }
+}
+
+/// One room-hosting object's counters and gauges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct ObjectStats {
+    pub name: String,
+    pub kind: String,
+    /// `active` (the object answered) or `idle` (its lineage, held by the registry).
+    pub state: String,
+    /// The lineage: its counters count since `started_at` ("" when the object has none).
+    pub instance: String,
+    /// Unix milliseconds (the Worker's clock).
+    pub started_at: f64,
+    /// When the object last started again after an eviction (its counters kept).
+    pub incarnation_started_at: f64,
+    /// Times the object started again after an eviction, its counters kept.
+    pub restarts: u64,
+    #[serde(flatten)]
+    pub counters: RoomCounters,
     pub connections: u64,
     pub seated: u64,
     pub queued: u64,
     pub active_rooms: u64,
     pub max_queue_length: u64,
+}
+
+/// A lineage whose counters the Worker lost (its object started again in a new isolate).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct LostLineage {
+    pub name: String,
+    pub instance: String,
+    /// When the registry noticed (Unix ms).
+    pub detected_at: f64,
+}
+
+/// The registry's sum of the lineages it pruned (`per-room` and `sharded-N`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrunedStats {
+    /// The registry's own lineage: the sum counts since it started (or was reset).
+    pub instance: String,
+    /// Unix ms.
+    pub started_at: f64,
+    /// Lineages folded into the sum.
+    pub objects: u64,
+    /// Their evictions, summed.
+    pub restarts: u64,
+    /// Lineages found gone with their counters (restarts).
+    pub lost: u64,
+    /// The most recent of those, oldest first (at most 20).
+    pub lost_recent: Vec<LostLineage>,
+    /// The summed counters.
+    #[serde(flatten)]
+    pub counters: RoomCounters,
 }
 
 /// The lobby's counters.
@@ -102,8 +187,12 @@ pub struct Stats {
     pub hibernation: bool,
     /// The Worker's limits.
     pub limits: WorkerLimits,
-    /// Room-hosting objects, sorted by name.
+    /// Room-hosting objects, sorted by name: the active ones and the recently idle ones.
     pub objects: Vec<ObjectStats>,
+    /// The pruned lineages' sum (null for `single`, which has no registry).
+    pub pruned: Option<PrunedStats>,
+    /// Active objects that did not answer the stats call (their counters are missing).
+    pub unanswered: Vec<String>,
     /// The lobby, in lobby mode.
     pub lobby: Option<LobbyStats>,
 }
@@ -114,9 +203,9 @@ pub enum StatsError {
     /// 401: no token, or the wrong one.
     #[error("the stats endpoint refused the token (HTTP 401)")]
     Unauthorized,
-    /// Another HTTP status.
-    #[error("the stats endpoint answered HTTP {0}")]
-    Status(u16),
+    /// Another HTTP status, and the start of the body ([`body_text`]).
+    #[error("the stats endpoint answered HTTP {0}{detail}", detail = if .1.is_empty() { String::new() } else { format!(": {}", .1) })]
+    Status(u16, String),
     /// The request failed.
     #[error("stats request failed: {0}")]
     Connect(ConnectError),
@@ -256,6 +345,39 @@ fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Why `GET /healthz` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    /// No answer (refused, timed out, reset, TLS).
+    #[error("unreachable: {0}")]
+    Unreachable(ConnectError),
+    /// A 5xx answer: the Worker cannot serve anything (it names a configuration error in
+    /// the body).
+    #[error("GET /healthz answered HTTP {status}: {body}")]
+    Failing {
+        /// Status code.
+        status: u16,
+        /// The body ([`body_text`]).
+        body: String,
+    },
+}
+
+/// `GET /healthz` on the target: `Ok` unless it cannot be reached or answers 5xx (any
+/// other answer, a 404 from another Worker say, is not this check's business). The Worker
+/// answers every request 500 with the reason when its configuration is invalid.
+pub async fn health(target: &Target, timeout: Duration) -> Result<(), HealthError> {
+    let resp = http_get(target, &target.path("/healthz"), None, timeout)
+        .await
+        .map_err(HealthError::Unreachable)?;
+    if (500..600).contains(&resp.status) {
+        return Err(HealthError::Failing {
+            status: resp.status,
+            body: body_text(&resp.body),
+        });
+    }
+    Ok(())
+}
+
 /// The stats path of a strategy.
 pub fn stats_path(target: &Target, strategy: Strategy, detail: bool) -> String {
     target.path(&format!(
@@ -290,7 +412,7 @@ pub async fn fetch_with(
     match resp.status {
         200 => serde_json::from_slice(&resp.body).map_err(|e| StatsError::Parse(e.to_string())),
         401 => Err(StatsError::Unauthorized),
-        s => Err(StatsError::Status(s)),
+        s => Err(StatsError::Status(s, body_text(&resp.body))),
     }
 }
 
@@ -308,7 +430,7 @@ pub async fn fetch_json(
     match resp.status {
         200 => serde_json::from_slice(&resp.body).map_err(|e| StatsError::Parse(e.to_string())),
         401 => Err(StatsError::Unauthorized),
-        s => Err(StatsError::Status(s)),
+        s => Err(StatsError::Status(s, body_text(&resp.body))),
     }
 }
 
@@ -339,9 +461,48 @@ mod tests {
           "objects":[{"name":"shard:2:1","kind":"shard","instance":"x","started_at":1790000000000,"connects":3,"rejections":{"room_full":1},"messages_in":2,"extra":1}],
           "lobby":{"name":"lobby:sharded-2","rpc_join":3},"total":{}}"#;
         let s: Stats = serde_json::from_str(doc).unwrap();
-        assert_eq!(s.objects[0].connects, 3);
-        assert_eq!(s.objects[0].rejections["room_full"], 1);
+        assert_eq!(s.objects[0].counters.connects, 3);
+        assert_eq!(s.objects[0].counters.rejections["room_full"], 1);
+        assert_eq!(s.pruned, None);
         assert_eq!(s.lobby.unwrap().rpc_join, 3);
         assert_eq!(s.limits.max_total_connections, Some(800));
+    }
+
+    #[test]
+    fn a_failed_stats_read_quotes_the_answer() {
+        assert_eq!(
+            StatsError::Status(500, "configuration error: X".into()).to_string(),
+            "the stats endpoint answered HTTP 500: configuration error: X"
+        );
+        assert_eq!(
+            StatsError::Status(404, String::new()).to_string(),
+            "the stats endpoint answered HTTP 404"
+        );
+    }
+
+    #[test]
+    fn counters_add_and_subtract_every_field() {
+        let doc = r#"{"connects":1,"admitted":2,"queued_joins":3,"promoted":4,"left":5,"abandoned":6,
+          "rejections":{"room_full":7},"messages_in":8,"messages_out":9,"not_admitted":10,
+          "malformed":11,"oversized":12,"unknown":13,"lobby_rpcs":14,"lobby_errors":15}"#;
+        let c: RoomCounters = serde_json::from_str(doc).unwrap();
+        let mut twice = c.clone();
+        twice.add(&c);
+        let v = serde_json::to_value(&twice).unwrap();
+        for (k, x) in serde_json::from_str::<serde_json::Value>(doc)
+            .unwrap()
+            .as_object()
+            .unwrap()
+        {
+            if let Some(n) = x.as_u64() {
+                assert_eq!(v[k].as_u64(), Some(2 * n), "{k}");
+            }
+        }
+        assert_eq!(twice.rejections["room_full"], 14);
+        twice.sub(&c);
+        assert_eq!(twice, c);
+        twice.sub(&c);
+        twice.sub(&c);
+        assert_eq!(twice.connects, 0, "saturates");
     }
 }

@@ -19,7 +19,7 @@ use crate::util::repo;
 
 const STEP: Duration = Duration::from_secs(5);
 
-fn workers() -> PathBuf {
+pub(crate) fn workers() -> PathBuf {
     find_workers_dir(Some(&repo().join("workers"))).expect("the workers/ folder")
 }
 
@@ -38,11 +38,11 @@ fn settings(limits: &Value, hibernation: bool, lobby: Option<&str>) -> LocalSett
 }
 
 /// Start a workerd (building the Worker first if needed); panics if it cannot.
-fn start(s: &LocalSettings) -> LocalWorkerd {
+pub(crate) fn start(s: &LocalSettings) -> LocalWorkerd {
     LocalWorkerd::start(&workers(), s).unwrap_or_else(|e| panic!("workerd must start: {e}"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -441,7 +441,7 @@ fn a_ninth_user_is_rejected_room_full_and_the_room_keeps_serving() {
 
 /// Every room full for the whole window (fill, 3 rooms of 8, hour-long sessions, no queue;
 /// the carried users beyond 24 are rejected), so every message has exactly 7 recipients.
-const FIXED_ROOMS: &str = r#"
+pub(crate) const FIXED_ROOMS: &str = r#"
 name = "drive-fixed-rooms"
 seed = 11
 [window]
@@ -462,7 +462,7 @@ hibernation = false
 "#;
 
 /// Churn: arrivals, departures, queues, promotions, abandons, the lobby (a global limit).
-const CHURN: &str = r#"
+pub(crate) const CHURN: &str = r#"
 name = "drive-churn"
 seed = 7
 [window]
@@ -485,21 +485,21 @@ queue_limit = 2
 hibernation = true
 "#;
 
-fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
 
-struct Finished {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    report: Option<Value>,
-    elapsed: Duration,
+pub(crate) struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub report: Option<Value>,
+    pub elapsed: Duration,
 }
 
-fn dosim_drive(args: &[&str], json: &Path, limit: Duration) -> Finished {
+pub(crate) fn dosim_drive(args: &[&str], json: &Path, limit: Duration) -> Finished {
     dosim_drive_interrupted(args, json, limit, &[])
 }
 
@@ -621,7 +621,7 @@ fn assert_projected_from_what_it_covered(r: &Value, scenario: &str, from_hours: 
         .contains("cut short"));
 }
 
-fn assert_reconciled(r: &Value, what: &str) {
+pub(crate) fn assert_reconciled(r: &Value, what: &str) {
     let rec = &r["drive"]["reconciliation"];
     assert_eq!(
         rec["ok"],
@@ -811,7 +811,7 @@ fn a_target_that_dies_mid_run_gives_a_partial_report_and_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write_scenario(dir.path(), "churn.toml", CHURN);
     let s = dosim::scenario::Scenario::from_file(&scenario).unwrap();
-    let mut w = start(&LocalSettings::for_scenario(&s));
+    let mut w = start(&LocalSettings::for_scenario(&s).unwrap());
     let target = w.target().to_string();
     let token = w.token().to_string();
     let pid = w.pid();

@@ -13,6 +13,9 @@ mod cost;
 mod determinism;
 /// `dosim drive` and its client against the real Worker on workerd (127.0.0.1 only).
 mod drive;
+/// `drive --local` and the Worker's edges: its limits, 5xx answers, pruned objects, and no
+/// workerd or npm left behind when dosim is killed.
+mod drive_local;
 /// `wss://` targets: the client and the stats reader over TLS, a private CA via `--ca-cert`.
 mod drive_tls;
 /// Behaviour of the platform model: socket caps, billing states, the lobby, overload.
