@@ -218,6 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let strategy = strategy.unwrap_or(scenario.platform.strategy);
+            announce(&scenario, &[strategy], "");
             let report = dosim::des::simulate_report(&scenario, strategy, &pricing, &extra)?;
             print!("{}", report.render_text());
             if let Some(path) = json {
@@ -234,6 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             markdown,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
+            announce(&scenario, &strategies, "");
             let reports = dosim::des::compare(&scenario, &strategies, &pricing, &extra)?;
             print_comparison(&scenario, &reports, json, csv, markdown)?;
             Ok(threshold_exit(&reports))
@@ -248,6 +250,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             svg,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
+            for &load in &sessions_per_day {
+                if let Ok(s) = dosim::sweep::scale(&scenario, load) {
+                    announce(&s, &strategies, &format!("at {load} sessions/day: "));
+                }
+            }
             let sweep =
                 dosim::sweep::run(&scenario, &sessions_per_day, &strategies, &pricing, &extra)?;
             print!("{}", sweep.render_text());
@@ -380,6 +387,16 @@ fn load(path: &Path, common: &Common) -> anyhow::Result<(Scenario, PriceTable, V
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| dosim::Error::Usage(format!("--threshold {e}")))?;
     Ok((scenario, pricing, extra))
+}
+
+/// A line on standard error before a large simulation: what it will take (a run that cannot
+/// finish is refused by the library with the same estimate).
+fn announce(scenario: &Scenario, strategies: &[Strategy], prefix: &str) {
+    if let Ok(footprints) = dosim::footprint::check(scenario, strategies) {
+        if let Some(note) = dosim::footprint::note(&footprints) {
+            eprintln!("note: {prefix}{note}");
+        }
+    }
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

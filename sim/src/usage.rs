@@ -67,10 +67,7 @@ impl Usage {
 impl Usage {
     /// Read a usage file (TOML, the keys above; absent keys are zero).
     pub fn from_file(path: &std::path::Path) -> crate::Result<Usage> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::error::read_text(path)?;
         let usage: Usage = crate::scenario::parse_toml(&text, path)?;
         let fields = [
             ("worker_requests", usage.worker_requests),

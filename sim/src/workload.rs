@@ -80,13 +80,17 @@ impl Sampler {
         }
     }
 
+    /// Largest draw, in nanoseconds (31.7 years): validated parameters are at most 366 days,
+    /// so the sum of a few draws and a time in the window never overflows `u64`.
+    pub const MAX_NS: f64 = 1e18;
+
     /// One draw, in nanoseconds.
     #[inline]
     pub fn sample(&self, rng: &mut Rng) -> u64 {
         match self {
             Sampler::Constant(v) => *v,
-            Sampler::Exponential(d) => d.sample(rng) as u64,
-            Sampler::LogNormal(d) => d.sample(rng).min(1e18) as u64,
+            Sampler::Exponential(d) => d.sample(rng).min(Self::MAX_NS) as u64,
+            Sampler::LogNormal(d) => d.sample(rng).min(Self::MAX_NS) as u64,
             Sampler::Uniform(a, b) if a == b => *a,
             Sampler::Uniform(a, b) => rng.random_range(*a..=*b),
         }

@@ -57,6 +57,9 @@ impl Object {
     /// Offer a request arriving at `now` that needs `service_ns`.
     #[inline]
     pub fn serve(&mut self, now: u64, service_ns: u64, rule: OverloadRule) -> Served {
+        // Completion times are kept only for a depth rule: without one, an object that
+        // cannot keep up would hold one for every request of the window.
+        let track = rule.max_queue_depth.is_some();
         while self.in_system.front().is_some_and(|&d| d <= now) {
             self.in_system.pop_front();
         }
@@ -68,10 +71,14 @@ impl Object {
         if too_deep || too_late {
             return Served::Overloaded;
         }
-        let done_ns = now + wait_ns + service_ns;
+        // Saturating: with no delay rule the backlog of an overwhelmed object can grow past
+        // any time; what completes after the window is never seen.
+        let done_ns = now.saturating_add(wait_ns).saturating_add(service_ns);
         self.busy_until = done_ns;
-        self.in_system.push_back(done_ns);
-        self.busy_ns += service_ns;
+        if track {
+            self.in_system.push_back(done_ns);
+        }
+        self.busy_ns = self.busy_ns.saturating_add(service_ns);
         self.served += 1;
         Served::Done { wait_ns, done_ns }
     }

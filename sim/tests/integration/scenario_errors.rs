@@ -122,22 +122,56 @@ fn every_shipped_scenario_is_valid() {
 
 #[test]
 fn the_reference_scenario_documents_the_defaults() {
-    // scenarios/reference.toml claims every value it shows is the default: hold it to that,
-    // so the documentation cannot drift from the code.
+    // scenarios/reference.toml claims every value it shows is the default (but for `name` and
+    // the load, which have none): hold it to that, field by field and for any field added
+    // later, so the documentation cannot drift from the code.
     let path = crate::util::repo().join("scenarios/reference.toml");
-    let reference = Scenario::from_file(&path).unwrap();
+    let mut reference = Scenario::from_file(&path).unwrap();
     let defaults =
         crate::util::scenario("name = \"reference\"\n[arrivals]\nsessions_per_day = 500\n");
-    assert_eq!(reference.seed, defaults.seed);
-    assert_eq!(reference.pricing, defaults.pricing);
-    assert_eq!(reference.window, defaults.window);
-    assert_eq!(reference.arrivals, defaults.arrivals);
-    assert_eq!(reference.sessions, defaults.sessions);
-    assert_eq!(reference.rooms, defaults.rooms);
-    assert_eq!(reference.limits, defaults.limits);
-    assert_eq!(reference.persistence, defaults.persistence);
-    assert_eq!(reference.platform, defaults.platform);
-    assert_eq!(reference.network, defaults.network);
-    assert_eq!(reference.thresholds, defaults.thresholds);
-    assert_eq!(reference.reference, None);
+    reference.description = defaults.description.clone();
+    reference.path = defaults.path.clone();
+    assert_eq!(reference, defaults);
+}
+
+#[test]
+fn the_reference_scenario_shows_every_default_as_a_value() {
+    // Every key that has a default value is written out (not commented), so the test above
+    // compares it: a comment such as "absent = no delay rule" cannot hide a real default.
+    fn missing(defaults: &toml::Table, shown: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in defaults {
+            let dotted = format!("{prefix}{key}");
+            match (value, shown.get(key)) {
+                (_, None) => out.push(dotted),
+                (toml::Value::Table(d), Some(toml::Value::Table(s))) => {
+                    missing(d, s, &format!("{dotted}."), out)
+                }
+                _ => {}
+            }
+        }
+    }
+    let text =
+        std::fs::read_to_string(crate::util::repo().join("scenarios/reference.toml")).unwrap();
+    let shown: toml::Table = text.parse().unwrap();
+    let defaults =
+        crate::util::scenario("name = \"reference\"\n[arrivals]\nsessions_per_day = 500\n");
+    let defaults = toml::Table::try_from(&defaults).unwrap();
+    let mut out = Vec::new();
+    missing(&defaults, &shown, "", &mut out);
+    assert!(
+        out.is_empty(),
+        "defaults not shown in reference.toml: {out:?}"
+    );
+    // The overload rule's default is a 5 s delay and no depth limit; both can be switched off.
+    let s = crate::util::scenario(&format!(
+        "{GOOD_HEAD}[platform.overload]\nmax_queue_depth = \"unlimited\"\nmax_queue_delay = \"unlimited\"\n"
+    ));
+    assert_eq!(s.platform.overload.max_queue_delay, None);
+    assert_eq!(s.platform.overload.max_queue_depth, None);
+    let s = crate::util::scenario(GOOD_HEAD);
+    assert_eq!(
+        s.platform.overload.max_queue_delay,
+        Some(dosim::scenario::Dur(5_000_000_000))
+    );
+    assert_eq!(s.platform.overload.max_queue_depth, None);
 }
