@@ -350,6 +350,15 @@ pub fn check(
     s: &Scenario,
     strategies: &[Strategy],
 ) -> std::result::Result<Vec<Footprint>, (String, String)> {
+    check_within(s, strategies, memory_limit())
+}
+
+/// [`check`] against a memory limit of `limit` bytes.
+fn check_within(
+    s: &Scenario,
+    strategies: &[Strategy],
+    limit: f64,
+) -> std::result::Result<Vec<Footprint>, (String, String)> {
     let fs: Vec<Footprint> = strategies.iter().map(|&st| Footprint::of(s, st)).collect();
     let Some(first) = fs.first() else {
         return Ok(fs);
@@ -399,7 +408,6 @@ pub fn check(
             ));
         }
     }
-    let limit = memory_limit();
     let total: f64 = fs.iter().map(Footprint::memory_bytes).sum();
     if exceeds(total, limit) {
         let worst = fs
@@ -415,7 +423,7 @@ pub fn check(
         return Err((
             key.into(),
             format!(
-                "{runs} about {} of memory, more than the {} this machine allows (two thirds of its RAM): {why}",
+                "{runs} about {} of memory, more than this machine's limit of {} (two thirds of its RAM): {why}",
                 bytes(total),
                 bytes(limit)
             ),
@@ -560,6 +568,32 @@ mod tests {
         assert_eq!(expected_arrivals(1.0, &w, hour / 2), 24.0 * 1800.0);
         assert_eq!(expected_arrivals(1.0, &w, 5 * hour), 24.0 * 3600.0);
         assert_eq!(expected_arrivals(1.0, &w, 49 * hour), 3.0 * 86_400.0);
+    }
+
+    #[test]
+    fn runs_in_parallel_share_the_memory_limit() {
+        // 10^7 rooms: 0.7 GiB under single, 1.6 GiB under per-room (its objects).
+        let text = "name = \"x\"\n[arrivals]\nsessions_per_day = 500\n[rooms]\ncount = 10000000\n";
+        let s = Scenario::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let limit = 2.0 * GIB;
+        let fs = check_within(&s, &[Strategy::Single], limit).unwrap();
+        assert_eq!(note(&fs), None, "under 1 GiB and 10^9 steps: no note");
+        let fs = check_within(&s, &[Strategy::PerRoom], limit).unwrap();
+        let note = note(&fs).expect("a note for a run over 1 GiB");
+        assert!(
+            note.contains("per-room: ~") && note.contains("1.6 GiB of memory"),
+            "{note}"
+        );
+        let (key, message) =
+            check_within(&s, &[Strategy::Single, Strategy::PerRoom], limit).unwrap_err();
+        assert_eq!(key, "rooms.count");
+        assert!(
+            message.starts_with("2 runs at once (single, per-room) need about 2.3 GiB"),
+            "{message}"
+        );
+        // Far beyond any machine under sharding: the shards' objects are to blame.
+        let (key, _) = check_within(&s, &[Strategy::Sharded(1_000_000_000)], limit).unwrap_err();
+        assert_eq!(key, "platform.strategy");
     }
 
     #[test]

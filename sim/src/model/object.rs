@@ -174,6 +174,24 @@ mod tests {
     }
 
     #[test]
+    fn an_overwhelmed_object_without_rules_keeps_no_state_per_request() {
+        // No depth rule: nothing to count, so nothing kept (it once held every request).
+        let mut o = Object::default();
+        for _ in 0..10_000 {
+            o.serve(0, 1_000, OverloadRule::default());
+        }
+        assert!(o.in_system.is_empty());
+        assert_eq!(o.busy_ns, 10_000_000);
+        // Completion times saturate instead of overflowing.
+        let mut o = Object::default();
+        for _ in 0..3 {
+            o.serve(0, u64::MAX / 2, OverloadRule::default());
+        }
+        assert_eq!(o.busy_until, u64::MAX);
+        assert_eq!(o.busy_ns, u64::MAX);
+    }
+
+    #[test]
     fn socket_time_and_capped_idle_tail() {
         let mut o = Object::default();
         assert!(o.open_socket(100, 50));
