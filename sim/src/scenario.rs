@@ -2,7 +2,10 @@
 //!
 //! Every key, its unit and its default is documented in `scenarios/reference.toml`; this
 //! module parses and validates. Unknown keys are errors, and every error names the file, the
-//! line and the key, so that a typo never silently becomes a default.
+//! line and the key, so that a typo never silently becomes a default. Validation ends with
+//! [`crate::footprint`]: a scenario this machine cannot simulate is refused like a typo.
+//! Numbers a run adds up are bounded here (durations at most 366 days, finite rates and row
+//! counts), so the simulator's integer nanoseconds cannot overflow.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -405,7 +408,8 @@ impl Default for Window {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Arrivals {
-    /// Mean sessions per day (over the daily profile).
+    /// Mean sessions per day (over the daily profile). This or `rate_per_second` is required:
+    /// the load has no default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions_per_day: Option<f64>,
     /// Alternatively, the mean arrival rate in sessions per second.
@@ -926,7 +930,8 @@ impl Scenario {
             (None, None) => {
                 return bad(
                     "arrivals",
-                    "needs sessions_per_day or rate_per_second".into(),
+                    "needs the load, sessions_per_day or rate_per_second (it has no default)"
+                        .into(),
                 )
             }
             (Some(x), None) if !(x.is_finite() && x > 0.0) => {

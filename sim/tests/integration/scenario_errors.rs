@@ -453,3 +453,20 @@ max_queue_delay = "unlimited"
         o.sessions
     );
 }
+
+#[test]
+fn io_errors_print_their_cause_once_in_a_chain() {
+    // main prints errors as anyhow's `{:#}`: the message, then each source.
+    let gone = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone away");
+    let chains = [
+        anyhow::Error::from(Error::Io {
+            path: "f.toml".into(),
+            cause: gone(),
+        }),
+        anyhow::Error::from(dosim::drive::DriveError::Io(gone())),
+    ];
+    for chain in chains {
+        let text = format!("{chain:#}");
+        assert_eq!(text.matches("gone away").count(), 1, "{text}");
+    }
+}
