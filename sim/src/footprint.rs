@@ -291,11 +291,10 @@ impl Footprint {
     /// One line saying what the run will take.
     pub fn summary(&self) -> String {
         format!(
-            "{}: ~{} simulation steps (events, deliveries, room set-up; ~{} on one core at ~{} steps a second), ~{} of memory",
+            "{}: ~{} steps, ~{} on one core, ~{} of memory",
             self.strategy,
             count(self.work()),
             duration(self.seconds()),
-            count(WORK_PER_SECOND),
             bytes(self.memory_bytes())
         )
     }
@@ -453,7 +452,8 @@ pub fn note(fs: &[Footprint]) -> Option<String> {
     }
     let each: Vec<String> = fs.iter().map(Footprint::summary).collect();
     Some(format!(
-        "a large run, estimated before it starts: {}",
+        "a large run (estimated before it starts; steps are events, deliveries and room set-up, ~{} a second): {}",
+        count(WORK_PER_SECOND),
         each.join("; ")
     ))
 }
