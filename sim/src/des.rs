@@ -491,7 +491,12 @@ impl<'a> Simulation<'a> {
                 if self.objects[object as usize].sockets >= self.max_sockets =>
             {
                 let back = self.hop(s);
-                self.reject(done_ns + back, s, RejectReason::ObjectSocketLimit, true);
+                self.reject(
+                    done_ns.saturating_add(back),
+                    s,
+                    RejectReason::ObjectSocketLimit,
+                    true,
+                );
             }
             Served::Done { done_ns, .. } => {
                 self.out.usage.billable.do_websocket_connects += 1.0;
@@ -505,10 +510,11 @@ impl<'a> Simulation<'a> {
                 }
                 if self.use_lobby {
                     let hop = self.draws.object_object();
-                    self.events.schedule(done_ns + hop, Event::LobbyJoin(s));
+                    self.events
+                        .schedule(done_ns.saturating_add(hop), Event::LobbyJoin(s));
                 } else {
                     let back = self.hop(s);
-                    self.decide(done_ns + back, s);
+                    self.decide(done_ns.saturating_add(back), s);
                 }
             }
         }
@@ -530,7 +536,7 @@ impl<'a> Simulation<'a> {
             }
             Served::Done { done_ns, .. } => {
                 let back = self.draws.object_object() + self.hop(s);
-                self.decide(done_ns + back, s);
+                self.decide(done_ns.saturating_add(back), s);
             }
         }
     }
@@ -674,8 +680,10 @@ impl<'a> Simulation<'a> {
                 .filter(|&m| m != sender),
         );
         let recipients = self.members.len() as u64;
-        let service =
-            self.draws.service(ServiceKind::Message) + self.draws.per_recipient * recipients;
+        let service = self
+            .draws
+            .service(ServiceKind::Message)
+            .saturating_add(self.draws.per_recipient.saturating_mul(recipients));
         self.out.usage.billable.do_websocket_messages_in += 1.0;
         match self.serve(now, Some(object), service) {
             Served::Overloaded => self.out.messages_failed += 1,
@@ -683,7 +691,9 @@ impl<'a> Simulation<'a> {
                 self.out.messages_accepted += 1;
                 for i in 0..self.members.len() {
                     let back = self.hop(Self::sid(self.members[i]));
-                    self.out.message.record_ns(done_ns + back - intended);
+                    self.out
+                        .message
+                        .record_ns(done_ns.saturating_add(back) - intended);
                 }
                 self.out.deliveries += recipients;
                 self.out.usage.billable.do_websocket_messages_out += recipients as f64;
@@ -745,7 +755,8 @@ impl<'a> Simulation<'a> {
         self.close_socket(now, object);
         if self.use_lobby {
             let hop = self.draws.object_object();
-            self.events.schedule(done + hop, Event::LobbyLeave(s));
+            self.events
+                .schedule(done.saturating_add(hop), Event::LobbyLeave(s));
         } else {
             self.leave(done, s);
         }
@@ -779,11 +790,11 @@ impl<'a> Simulation<'a> {
         self.free_session(s);
         for Promotion { user, .. } in promoted {
             let p = Self::sid(user);
-            let mut notify = at + self.hop(p);
+            let mut notify = at.saturating_add(self.hop(p));
             if self.use_lobby {
                 // The lobby tells the room object by RPC, which tells the client.
                 self.out.usage.billable.do_requests += 1.0;
-                notify += self.draws.object_object();
+                notify = notify.saturating_add(self.draws.object_object());
             }
             // A user who gave up already is not told: its close releases the seat.
             if self.sess(p).phase == Phase::Queued {
@@ -825,21 +836,22 @@ impl<'a> Simulation<'a> {
 
     fn finish(&mut self) {
         let end = self.end;
-        let mut active_ns: u64 = 0;
-        let mut tail_ns: u64 = 0;
+        // u128: millions of objects, each up to the whole window, overflow u64 nanoseconds.
+        let mut active_ns: u128 = 0;
+        let mut tail_ns: u128 = 0;
         for o in &mut self.objects {
             o.finish(end, self.tail_ns);
-            active_ns += if self.hibernation {
+            active_ns += u128::from(if self.hibernation {
                 o.busy_ns
             } else {
                 o.socket_ns
-            };
+            });
             if !self.hibernation {
-                tail_ns += o.tail_ns;
+                tail_ns += u128::from(o.tail_ns);
             }
         }
         // The lobby holds no sockets: billed while it handles RPCs.
-        active_ns += self.lobby.busy_ns;
+        active_ns += u128::from(self.lobby.busy_ns);
         let u = &mut self.out.usage;
         u.billable.do_active_seconds = active_ns as f64 / NS_PER_SEC as f64;
         u.billable.do_idle_tail_seconds = tail_ns as f64 / NS_PER_SEC as f64;
@@ -869,6 +881,7 @@ pub fn simulate_report(
     extra_thresholds: &[crate::threshold::Threshold],
 ) -> crate::Result<crate::report::Report> {
     use crate::report::{LatencyBlock, MessageCounts, Parts, Provenance, Report};
+    check_footprint(scenario, &[strategy])?;
     let o = simulate(scenario, strategy);
     let window = scenario.window.length.secs();
     let factor = crate::scenario::MONTH_SECONDS as f64 / window;
@@ -943,6 +956,7 @@ pub fn compare(
     pricing: &crate::pricing::PriceTable,
     extra_thresholds: &[crate::threshold::Threshold],
 ) -> crate::Result<Vec<crate::report::Report>> {
+    check_footprint(scenario, strategies)?;
     let results: Vec<crate::Result<crate::report::Report>> = std::thread::scope(|scope| {
         let handles: Vec<_> = strategies
             .iter()
@@ -954,4 +968,13 @@ pub fn compare(
             .collect()
     });
     results.into_iter().collect()
+}
+
+/// Refuse runs of `scenario` under `strategies`, all at once, that this machine cannot finish
+/// (see [`crate::footprint`]): the strategies may differ from the scenario's own, which its
+/// validation checked.
+fn check_footprint(scenario: &Scenario, strategies: &[Strategy]) -> crate::Result<()> {
+    crate::footprint::check(scenario, strategies)
+        .map(|_| ())
+        .map_err(|(key, message)| scenario.error_at(&key, message))
 }

@@ -1,6 +1,6 @@
 //! Typed errors of the library. The binary turns them into messages and exit codes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A problem with a file the user gave us: where it is and what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,12 +39,13 @@ pub enum Error {
     #[error(transparent)]
     Input(#[from] InputError),
     /// A file could not be read or written.
-    #[error("{path}: {source}", path = .path.display())]
+    #[error("{path}: {cause}", path = .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not also a `source()`: a chain printer such as
+        /// anyhow's `{:#}` would print it twice).
+        cause: std::io::Error,
     },
     /// A command-line value is wrong (bad strategy, threshold, duration ...).
     #[error("{0}")]
@@ -63,3 +64,31 @@ impl Error {
 
 /// Short for `Result<T, dosim::Error>`.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Read a text file the user gave us: an unreadable file is [`Error::Io`]; a file that is not
+/// UTF-8 is bad input ([`Error::Input`]) naming the file, the line and column of the first
+/// bad byte and its offset.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let good = &e.as_bytes()[..offset];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // Columns count bytes, as in every other position dosim reports.
+        let column = offset - line_start + 1;
+        Error::Input(InputError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            key: String::new(),
+            message: format!(
+                "not valid UTF-8 (first bad byte 0x{:02x} at byte offset {offset}); save the file as UTF-8",
+                e.as_bytes()[offset]
+            ),
+        })
+    })
+}

@@ -47,6 +47,7 @@ pub mod des;
 pub mod drive;
 pub mod error;
 pub mod events;
+pub mod footprint;
 pub mod metrics;
 pub mod model;
 pub mod pricing;

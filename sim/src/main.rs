@@ -296,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let strategy = strategy.unwrap_or(scenario.platform.strategy);
+            announce(&scenario, &[strategy], "");
             let report = dosim::des::simulate_report(&scenario, strategy, &pricing, &extra)?;
             print!("{}", report.render_text());
             if let Some(path) = json {
@@ -312,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             markdown,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
+            announce(&scenario, &strategies, "");
             let reports = dosim::des::compare(&scenario, &strategies, &pricing, &extra)?;
             print_comparison(&scenario, &reports, json, csv, markdown)?;
             Ok(threshold_exit(&reports))
@@ -327,6 +329,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             quiet,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
+            for &load in &sessions_per_day {
+                if let Ok(s) = dosim::sweep::scale(&scenario, load) {
+                    announce(&s, &strategies, &format!("at {load} sessions/day: "));
+                }
+            }
             let bar = sweep_progress_bar(quiet);
             let sweep = dosim::sweep::run(
                 &scenario,
@@ -521,6 +528,16 @@ fn sweep_progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
     // Ticks keep the elapsed time moving while one load (several points) runs.
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
+}
+
+/// A line on standard error before a large simulation: what it will take (a run that cannot
+/// finish is refused by the library with the same estimate).
+fn announce(scenario: &Scenario, strategies: &[Strategy], prefix: &str) {
+    if let Ok(footprints) = dosim::footprint::check(scenario, strategies) {
+        if let Some(note) = dosim::footprint::note(&footprints) {
+            eprintln!("note: {prefix}{note}");
+        }
+    }
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

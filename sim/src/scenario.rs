@@ -2,7 +2,10 @@
 //!
 //! Every key, its unit and its default is documented in `scenarios/reference.toml`; this
 //! module parses and validates. Unknown keys are errors, and every error names the file, the
-//! line and the key, so that a typo never silently becomes a default.
+//! line and the key, so that a typo never silently becomes a default. Validation ends with
+//! [`crate::footprint`]: a scenario this machine cannot simulate is refused like a typo.
+//! Numbers a run adds up are bounded here (durations at most 366 days, finite rates and row
+//! counts), so the simulator's integer nanoseconds cannot overflow.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,13 @@ use crate::threshold::Threshold;
 
 /// Nanoseconds per second.
 pub const NS_PER_SEC: u64 = 1_000_000_000;
+/// The longest window, and the longest value of any duration drawn during a run (session
+/// lengths, intervals, service times, latencies): 366 days.
+pub const MAX_DURATION: Dur = Dur(366 * 86_400 * NS_PER_SEC);
+/// The largest `worker_cpu_ms_per_connect`: Cloudflare's largest CPU limit, 5 minutes.
+pub const MAX_WORKER_CPU_MS: f64 = 300_000.0;
+/// The largest storage row count per message, join or lobby change.
+pub const MAX_ROWS: f64 = 1e6;
 /// The length of a billing month used for projections: 30 days, as Cloudflare's examples use.
 pub const MONTH_SECONDS: u64 = 30 * 86_400;
 
@@ -26,9 +36,14 @@ pub const MONTH_SECONDS: u64 = 30 * 86_400;
 pub struct Dur(pub u64);
 
 impl Dur {
-    /// From seconds.
+    /// From seconds; NaN and negative values give 0, values beyond `u64` ns the largest.
     pub fn from_secs_f64(s: f64) -> Dur {
-        Dur((s * NS_PER_SEC as f64).round() as u64)
+        let ns = s * NS_PER_SEC as f64;
+        Dur(if ns.is_nan() || ns <= 0.0 {
+            0
+        } else {
+            ns.round() as u64 // saturates
+        })
     }
     /// In seconds.
     pub fn secs(self) -> f64 {
@@ -161,6 +176,16 @@ impl DistSpec {
         }
     }
 
+    /// The largest duration written in the spec (value, mean, median, p99, min or max).
+    pub fn largest_parameter(&self) -> Dur {
+        match *self {
+            DistSpec::Constant { value } => value,
+            DistSpec::Exponential { mean } => mean,
+            DistSpec::Lognormal { median, p99, .. } => p99.map_or(median, |p| p.max(median)),
+            DistSpec::Uniform { min, max } => min.max(max),
+        }
+    }
+
     /// The mean, in nanoseconds.
     pub fn mean_ns(&self) -> f64 {
         match *self {
@@ -248,20 +273,50 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// The 24 hourly weights, normalised to a mean of 1.
+    /// The 24 hourly weights, normalised to a mean of 1 (so each is at most 24).
+    ///
+    /// Any finite, non-negative weights that are not all zero can be normalised. When their
+    /// sum overflows (24 × 1e308) or their mean is not a normal `f64` (5e-324 / 24 underflows
+    /// to 0, and a subnormal mean is imprecise), they are first divided by the largest; a
+    /// weight below ~1e-308 of the largest then becomes 0, a share of the day's arrivals no
+    /// run can show. Otherwise they are divided by their mean directly.
     pub fn weights(&self) -> [f64; 24] {
-        let raw: Vec<f64> = match self {
-            Profile::Flat => vec![1.0; 24],
-            Profile::BusinessHours => (0..24)
-                .map(|h| if (9..18).contains(&h) { 1.0 } else { 0.1 })
-                .collect(),
-            Profile::Evening => (0..24).map(|h| if h >= 17 { 1.0 } else { 0.2 }).collect(),
-            Profile::Hourly(w) => w.clone(),
-        };
-        let mean = raw.iter().sum::<f64>() / 24.0;
         let mut out = [0.0; 24];
-        for (o, w) in out.iter_mut().zip(raw) {
-            *o = w / mean;
+        match self {
+            Profile::Flat => out = [1.0; 24],
+            Profile::BusinessHours => {
+                for (h, o) in out.iter_mut().enumerate() {
+                    *o = if (9..18).contains(&h) { 1.0 } else { 0.1 };
+                }
+            }
+            Profile::Evening => {
+                for (h, o) in out.iter_mut().enumerate() {
+                    *o = if h >= 17 { 1.0 } else { 0.2 };
+                }
+            }
+            Profile::Hourly(w) => {
+                for (o, &x) in out.iter_mut().zip(w) {
+                    *o = if x.is_finite() && x > 0.0 { x } else { 0.0 };
+                }
+            }
+        }
+        let mean = out.iter().sum::<f64>() / 24.0;
+        if !mean.is_normal() {
+            let max = out.iter().copied().fold(0.0, f64::max);
+            if max <= 0.0 {
+                return [1.0; 24]; // not a validated profile; flat is the safe reading
+            }
+            for o in &mut out {
+                *o /= max;
+            }
+            let mean = out.iter().sum::<f64>() / 24.0;
+            for o in &mut out {
+                *o /= mean;
+            }
+            return out;
+        }
+        for o in &mut out {
+            *o /= mean;
         }
         out
     }
@@ -294,9 +349,9 @@ impl<'de> Deserialize<'de> for Profile {
                         w.len()
                     )));
                 }
-                if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
+                if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|&x| x == 0.0) {
                     return Err(de::Error::custom(
-                        "hourly weights must be non-negative and not all zero",
+                        "hourly weights must be finite, non-negative and not all zero",
                     ));
                 }
                 Ok(Profile::Hourly(w))
@@ -353,7 +408,8 @@ impl Default for Window {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Arrivals {
-    /// Mean sessions per day (over the daily profile).
+    /// Mean sessions per day (over the daily profile). This or `rate_per_second` is required:
+    /// the load has no default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions_per_day: Option<f64>,
     /// Alternatively, the mean arrival rate in sessions per second.
@@ -430,11 +486,11 @@ impl Default for Rooms {
 pub struct LimitsSpec {
     /// Seats per room.
     pub max_connections_per_room: u32,
-    /// Rooms active at once (absent = unlimited).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Rooms active at once (`None` = `"unlimited"`, the default).
+    #[serde(with = "unlimited_count")]
     pub max_active_rooms: Option<u32>,
-    /// Users seated at once over all rooms (absent = unlimited).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Users seated at once over all rooms (`None` = `"unlimited"`, the default).
+    #[serde(with = "unlimited_count")]
     pub max_total_connections: Option<u32>,
     /// Users that may wait in one room's queue; 0 = no queue.
     pub queue_limit: u32,
@@ -507,14 +563,19 @@ impl Default for Service {
 }
 
 /// `[platform.overload]`: when an object refuses work ("Durable Object is overloaded").
+///
+/// Cloudflare fails requests to an object whose queue is too long or too slow without
+/// publishing the thresholds; the default models that with a 5 s delay rule and no depth
+/// rule. `"unlimited"` turns a rule off (an ideal FIFO server: textbook queueing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Overload {
-    /// Requests already waiting at which a new one fails (absent = no depth limit).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Requests already in the object (waiting or in service) at which a new one fails
+    /// (`None` = `"unlimited"`, the default).
+    #[serde(with = "unlimited_count")]
     pub max_queue_depth: Option<u32>,
-    /// Queueing delay beyond which a new request fails (absent = no delay limit).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Queueing delay beyond which a new request fails (`None` = `"unlimited"`; default 5 s).
+    #[serde(with = "unlimited_dur")]
     pub max_queue_delay: Option<Dur>,
 }
 
@@ -524,6 +585,62 @@ impl Default for Overload {
             max_queue_depth: None,
             max_queue_delay: Some(Dur(5 * NS_PER_SEC)),
         }
+    }
+}
+
+/// `Option<u32>` written as a whole number or `"unlimited"` (`None`).
+mod unlimited_count {
+    use serde::de::{self, Deserializer};
+    use serde::{Deserialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.serialize_u32(*n),
+            None => s.serialize_str("unlimited"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Count(n)) => Ok(Some(n)),
+            Ok(Raw::Word(w)) if w == "unlimited" => Ok(None),
+            _ => Err(de::Error::custom(format!(
+                "expected a whole number from 0 to {} or \"unlimited\"",
+                u32::MAX
+            ))),
+        }
+    }
+}
+
+/// `Option<Dur>` written as a duration or `"unlimited"` (`None`).
+mod unlimited_dur {
+    use serde::de::{self, Deserializer};
+    use serde::{Deserialize, Serializer};
+
+    use super::Dur;
+
+    pub fn serialize<S: Serializer>(v: &Option<Dur>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.collect_str(d),
+            None => s.serialize_str("unlimited"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+        let expected = "expected a duration like \"5s\" or \"unlimited\"";
+        let w = String::deserialize(d).map_err(|_| de::Error::custom(expected))?;
+        if w == "unlimited" {
+            return Ok(None);
+        }
+        w.parse::<Dur>()
+            .map(Some)
+            .map_err(|e| de::Error::custom(format!("{e}, or \"unlimited\"")))
     }
 }
 
@@ -729,10 +846,7 @@ fn default_pricing() -> String {
 impl Scenario {
     /// Read and validate a scenario file.
     pub fn from_file(path: &Path) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::error::read_text(path)?;
         Scenario::parse(&text, path)
     }
 
@@ -744,6 +858,20 @@ impl Scenario {
             .validate()
             .map_err(|(key, message)| locate(text, path, &key, message))?;
         Ok(scenario)
+    }
+
+    /// Validate again after a change (a sweep's scaled load and rooms): the same rules, and
+    /// the same error, as [`Scenario::parse`].
+    pub fn check(&self) -> Result<()> {
+        self.validate()
+            .map_err(|(key, message)| self.error_at(&key, message))
+    }
+
+    /// An [`InputError`] about `key` of this scenario, at its line when the file can still
+    /// be read.
+    pub fn error_at(&self, key: &str, message: String) -> Error {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        locate(&text, &self.path, key, message)
     }
 
     /// The admission limits in the model's terms.
@@ -789,8 +917,8 @@ impl Scenario {
         if self.window.length.0 == 0 {
             return bad("window.length", "must be longer than 0".into());
         }
-        if self.window.length.0 > 366 * 86_400 * NS_PER_SEC {
-            return bad("window.length", "must be at most 366 days".into());
+        if self.window.length > MAX_DURATION {
+            return bad("window.length", format!("must be at most {MAX_DURATION}"));
         }
         if self.window.timeseries_interval.0 == 0 {
             return bad("window.timeseries_interval", "must be longer than 0".into());
@@ -806,7 +934,8 @@ impl Scenario {
             (None, None) => {
                 return bad(
                     "arrivals",
-                    "needs sessions_per_day or rate_per_second".into(),
+                    "needs the load, sessions_per_day or rate_per_second (it has no default)"
+                        .into(),
                 )
             }
             (Some(x), None) if !(x.is_finite() && x > 0.0) => {
@@ -822,6 +951,18 @@ impl Scenario {
                 )
             }
             _ => {}
+        }
+        if !self
+            .arrivals
+            .profile
+            .weights()
+            .iter()
+            .all(|w| w.is_finite())
+        {
+            return bad(
+                "arrivals.profile",
+                "these hourly weights cannot be normalised".into(),
+            );
         }
         let dists = [
             ("sessions.length", &self.sessions.length),
@@ -841,6 +982,29 @@ impl Scenario {
         if let Patience::Limited(d) = &self.sessions.patience {
             d.validate()
                 .map_err(|m| ("sessions.patience".to_string(), m))?;
+        }
+        // Bounded so that sums of a few draws and the window can never overflow u64 ns.
+        let mut durations: Vec<(&str, Dur)> = dists
+            .iter()
+            .map(|(key, d)| (*key, d.largest_parameter()))
+            .collect();
+        if let Patience::Limited(d) = &self.sessions.patience {
+            durations.push(("sessions.patience", d.largest_parameter()));
+        }
+        durations.push((
+            "platform.service.per_recipient",
+            self.platform.service.per_recipient,
+        ));
+        if let Some(t) = self.platform.idle_tail {
+            durations.push(("platform.idle_tail", t));
+        }
+        for (key, d) in durations {
+            if d > MAX_DURATION {
+                return bad(
+                    key,
+                    format!("{d} is longer than the longest window, {MAX_DURATION}"),
+                );
+            }
         }
         if self.sessions.message_interval.mean_ns() < 1e6 {
             return bad(
@@ -867,21 +1031,39 @@ impl Scenario {
             );
         }
         let lobby_rows = self.platform.lobby_rows_written_per_change;
-        if !(lobby_rows.is_finite() && lobby_rows >= 0.0) {
+        if !(lobby_rows.is_finite() && (0.0..=MAX_ROWS).contains(&lobby_rows)) {
             return bad(
                 "platform.lobby_rows_written_per_change",
-                "must be >= 0".into(),
+                format!("must be from 0 to {MAX_ROWS}, found {lobby_rows}"),
             );
         }
-        if self.platform.worker_cpu_ms_per_connect < 0.0 {
-            return bad("platform.worker_cpu_ms_per_connect", "must be >= 0".into());
+        let cpu = self.platform.worker_cpu_ms_per_connect;
+        if !(cpu.is_finite() && (0.0..=MAX_WORKER_CPU_MS).contains(&cpu)) {
+            return bad(
+                "platform.worker_cpu_ms_per_connect",
+                format!("must be from 0 to {MAX_WORKER_CPU_MS} (Cloudflare's largest CPU limit, 5 minutes), found {cpu}"),
+            );
+        }
+        if self.platform.overload.max_queue_depth == Some(0) {
+            return bad(
+                "platform.overload.max_queue_depth",
+                "must be at least 1 (0 would refuse every request), or \"unlimited\"".into(),
+            );
         }
         if let Strategy::Sharded(0) = self.platform.strategy {
             return bad("platform.strategy", "sharded:N needs N >= 1".into());
         }
         let p = &self.persistence;
-        if p.rows_written_per_message < 0.0 || p.rows_read_per_join < 0.0 {
-            return bad("persistence", "row counts must be >= 0".into());
+        for (key, rows) in [
+            (
+                "persistence.rows_written_per_message",
+                p.rows_written_per_message,
+            ),
+            ("persistence.rows_read_per_join", p.rows_read_per_join),
+        ] {
+            if !(rows.is_finite() && (0.0..=MAX_ROWS).contains(&rows)) {
+                return bad(key, format!("must be from 0 to {MAX_ROWS}, found {rows}"));
+            }
         }
         if let Err(e) = crate::pricing::PriceTable::builtin(&self.pricing) {
             return bad("pricing", e.to_string());
@@ -902,6 +1084,32 @@ impl Scenario {
         if !(t.budget_alert_share > 0.0 && t.budget_alert_share <= 1.0) {
             return bad("thresholds.budget_alert_share", "must be in (0, 1]".into());
         }
+        if let Some(b) = t.budget_usd {
+            if !(b.is_finite() && b > 0.0) {
+                return bad(
+                    "thresholds.budget_usd",
+                    format!("must be a positive number of dollars, found {b}"),
+                );
+            }
+        }
+        if let Some(c) = t.connection_alert_share {
+            if !(c > 0.0 && c <= 1.0) {
+                return bad(
+                    "thresholds.connection_alert_share",
+                    format!("must be in (0, 1], found {c}"),
+                );
+            }
+        }
+        if let Some(r) = &self.reference {
+            if !(r.total_usd.is_finite() && r.total_usd >= 0.0) {
+                return bad(
+                    "reference.total_usd",
+                    format!("must be a number of dollars >= 0, found {}", r.total_usd),
+                );
+            }
+        }
+        // Last, once every value is in range: can this machine run it?
+        crate::footprint::check(self, &[self.platform.strategy])?;
         Ok(())
     }
 }
@@ -913,11 +1121,9 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Re
         let key = err.path().to_string();
         let key = if key == "." { String::new() } else { key };
         let inner = err.into_inner();
-        let message = inner.message().trim().to_string();
-        let (line, column) = inner
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((0, 0));
+        let start = inner.span().map(|s| s.start);
+        let message = toml_message(text, inner.message(), start);
+        let (line, column) = start.map(|s| line_col(text, s)).unwrap_or((0, 0));
         let mut e = InputError {
             file: path.to_path_buf(),
             line,
@@ -948,6 +1154,31 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Re
         }
         Error::Input(e)
     })
+}
+
+/// A one-line message for a TOML or serde error at byte `start`: the parser's own words
+/// (several lines joined), except where it has none or names the wrong thing, as for a key
+/// with nothing after its `=` (it says "invalid string", or nothing at the end of the file).
+fn toml_message(text: &str, raw: &str, start: Option<usize>) -> String {
+    if let Some(at) = start.filter(|&at| at <= text.len() && text.is_char_boundary(at)) {
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let rest = text[at..].lines().next().unwrap_or("").trim();
+        if text[line_start..at].trim_end().ends_with('=')
+            && (rest.is_empty() || rest.starts_with('#'))
+        {
+            return "missing value after `=` (a value is a number, a \"string\", true or false, a [list] or an { inline = \"table\" })".into();
+        }
+    }
+    let joined: Vec<&str> = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if joined.is_empty() {
+        "not valid TOML here".into()
+    } else {
+        joined.join("; ")
+    }
 }
 
 fn unknown_field(message: &str) -> Option<&str> {

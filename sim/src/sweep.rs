@@ -81,24 +81,18 @@ pub fn run(
     let mut points = Vec::new();
     let mut method = String::new();
     let total = loads.len() * strategies.len();
-    for &load in loads {
+    // Every point is checked before the first runs, so a bad load fails at once.
+    let scaled = loads
+        .iter()
+        .map(|&load| scale(scenario, load))
+        .collect::<crate::Result<Vec<Scenario>>>()?;
+    for (s, &load) in scaled.iter().zip(loads) {
         on_progress(Progress {
             done: points.len(),
             total,
             load: Some(load),
         });
-        if !(load.is_finite() && load > 0.0) {
-            return Err(crate::Error::Usage(format!(
-                "--sessions-per-day: {load} is not a positive number"
-            )));
-        }
-        let mut s = scenario.clone();
-        let base = scenario.arrivals.mean_rate() * 86_400.0;
-        s.arrivals.sessions_per_day = Some(load);
-        s.arrivals.rate_per_second = None;
-        // More users need more rooms: keep users per room as in the scenario.
-        s.rooms.count = ((f64::from(scenario.rooms.count) * load / base).round() as u32).max(1);
-        let reports = crate::des::compare(&s, strategies, pricing, extra_thresholds)?;
+        let reports = crate::des::compare(s, strategies, pricing, extra_thresholds)?;
         for r in reports {
             if method.is_empty() {
                 method = format!(
@@ -124,6 +118,53 @@ pub fn run(
         method,
         points,
     })
+}
+
+/// `scenario` at `load` mean sessions per day (its daily profile kept) with its rooms scaled
+/// in proportion, validated as a scenario file is: an error names the key and the load.
+pub fn scale(scenario: &Scenario, load: f64) -> crate::Result<Scenario> {
+    if !(load.is_finite() && load > 0.0) {
+        return Err(crate::Error::Usage(format!(
+            "--sessions-per-day: {load} is not a positive number"
+        )));
+    }
+    let at = |key: &str, message: String| {
+        scenario.error_at(
+            key,
+            format!(
+                "at --sessions-per-day {}: {message}",
+                crate::footprint::count(load)
+            ),
+        )
+    };
+    let base = scenario.arrivals.mean_rate() * 86_400.0;
+    // More users need more rooms: keep users per room as in the scenario.
+    let rooms = (f64::from(scenario.rooms.count) * (load / base))
+        .round()
+        .max(1.0);
+    if crate::footprint::exceeds(rooms, f64::from(u32::MAX)) {
+        return Err(at(
+            "rooms.count",
+            format!(
+                "the {} rooms scale to {} rooms, more than the largest count, {}",
+                scenario.rooms.count,
+                crate::footprint::count(rooms),
+                u32::MAX
+            ),
+        ));
+    }
+    let mut s = scenario.clone();
+    s.arrivals.sessions_per_day = Some(load);
+    s.arrivals.rate_per_second = None;
+    s.rooms.count = rooms as u32;
+    s.check().map_err(|e| match e {
+        crate::Error::Input(e) => at(
+            &e.key,
+            format!("(rooms.count scaled to {}) {}", s.rooms.count, e.message),
+        ),
+        other => other,
+    })?;
+    Ok(s)
 }
 
 fn point(load: f64, r: &Report) -> SweepPoint {

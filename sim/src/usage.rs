@@ -140,10 +140,7 @@ impl UsageFile {
     /// and a quantity that cannot be priced — negative, NaN, infinite or above
     /// [`crate::pricing::MAX_QUANTITY`] (the one rule, [`crate::pricing::to_quantity`]).
     pub fn read(path: &std::path::Path) -> crate::Result<UsageFile> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::error::read_text(path)?;
         Self::parse(&text, path)
     }
 

@@ -80,13 +80,17 @@ impl Sampler {
         }
     }
 
+    /// Largest draw, in nanoseconds (31.7 years): validated parameters are at most 366 days,
+    /// so the sum of a few draws and a time in the window never overflows `u64`.
+    pub const MAX_NS: f64 = 1e18;
+
     /// One draw, in nanoseconds.
     #[inline]
     pub fn sample(&self, rng: &mut Rng) -> u64 {
         match self {
             Sampler::Constant(v) => *v,
-            Sampler::Exponential(d) => d.sample(rng) as u64,
-            Sampler::LogNormal(d) => d.sample(rng).min(1e18) as u64,
+            Sampler::Exponential(d) => d.sample(rng).min(Self::MAX_NS) as u64,
+            Sampler::LogNormal(d) => d.sample(rng).min(Self::MAX_NS) as u64,
             Sampler::Uniform(a, b) if a == b => *a,
             Sampler::Uniform(a, b) => rng.random_range(*a..=*b),
         }
@@ -340,6 +344,27 @@ mod tests {
             .filter(|&(_, t, _)| t >= from && t < until)
             .collect();
         assert_eq!(sub, expected);
+    }
+
+    #[test]
+    fn extreme_profile_weights_are_normalised_not_lost() {
+        // 24 × 1e308 sums to infinity: it is a flat day, not a day without arrivals.
+        let huge = format!("profile = [{}]", vec!["1e308"; 24].join(", "));
+        let flat = Workload::new(&scenario(""));
+        let w = Workload::new(&scenario(&huge));
+        let plan = |w: &Workload| w.sessions().map(|s| s.arrival_ns).collect::<Vec<_>>();
+        assert_eq!(plan(&w), plan(&flat));
+        // A lone subnormal weight: its mean underflows to 0, which made the arrival gap 0.
+        // Every arrival is in hour 0, at the daily total (8640 ± 5 sd).
+        let tiny = format!("profile = [5e-324{}]", ", 0".repeat(23));
+        let s = scenario(&tiny);
+        let mut expected = [0.0; 24];
+        expected[0] = 24.0;
+        assert_eq!(s.arrivals.profile.weights(), expected);
+        let arrivals: Vec<u64> = Workload::new(&s).sessions().map(|p| p.arrival_ns).collect();
+        assert!(arrivals.iter().all(|&t| t < 3600 * NS_PER_SEC));
+        let n = arrivals.len() as f64;
+        assert!((n - 8640.0).abs() < 5.0 * 8640f64.sqrt(), "{n}");
     }
 
     #[test]

@@ -141,8 +141,8 @@ pub enum DriveError {
     /// Another failure (runtime, pricing).
     #[error(transparent)]
     Other(#[from] crate::Error),
-    /// I/O.
-    #[error("{0}")]
+    /// I/O (transparent: its message once, not again as its own source).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The `--ca-cert` file is missing or unusable (exit code 2).
     #[error(transparent)]

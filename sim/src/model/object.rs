@@ -57,6 +57,9 @@ impl Object {
     /// Offer a request arriving at `now` that needs `service_ns`.
     #[inline]
     pub fn serve(&mut self, now: u64, service_ns: u64, rule: OverloadRule) -> Served {
+        // Completion times are kept only for a depth rule: without one, an object that
+        // cannot keep up would hold one for every request of the window.
+        let track = rule.max_queue_depth.is_some();
         while self.in_system.front().is_some_and(|&d| d <= now) {
             self.in_system.pop_front();
         }
@@ -68,10 +71,14 @@ impl Object {
         if too_deep || too_late {
             return Served::Overloaded;
         }
-        let done_ns = now + wait_ns + service_ns;
+        // Saturating: with no delay rule the backlog of an overwhelmed object can grow past
+        // any time; what completes after the window is never seen.
+        let done_ns = now.saturating_add(wait_ns).saturating_add(service_ns);
         self.busy_until = done_ns;
-        self.in_system.push_back(done_ns);
-        self.busy_ns += service_ns;
+        if track {
+            self.in_system.push_back(done_ns);
+        }
+        self.busy_ns = self.busy_ns.saturating_add(service_ns);
         self.served += 1;
         Served::Done { wait_ns, done_ns }
     }
@@ -164,6 +171,24 @@ mod tests {
         o.serve(0, 10, r);
         o.serve(0, 10, r); // waits 10
         assert_eq!(o.serve(0, 10, r), Served::Overloaded); // would wait 20 > 15
+    }
+
+    #[test]
+    fn an_overwhelmed_object_without_rules_keeps_no_state_per_request() {
+        // No depth rule: nothing to count, so nothing kept (it once held every request).
+        let mut o = Object::default();
+        for _ in 0..10_000 {
+            o.serve(0, 1_000, OverloadRule::default());
+        }
+        assert!(o.in_system.is_empty());
+        assert_eq!(o.busy_ns, 10_000_000);
+        // Completion times saturate instead of overflowing.
+        let mut o = Object::default();
+        for _ in 0..3 {
+            o.serve(0, u64::MAX / 2, OverloadRule::default());
+        }
+        assert_eq!(o.busy_until, u64::MAX);
+        assert_eq!(o.busy_ns, u64::MAX);
     }
 
     #[test]

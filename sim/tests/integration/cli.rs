@@ -371,3 +371,90 @@ fn sweep_writes_a_cost_curve_as_csv_svg_and_json() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Issue 6: inputs that passed validation and then exhausted memory or ran for minutes now
+/// stop at once with exit 2, naming the key, whatever command builds the run.
+#[test]
+fn inputs_that_would_exhaust_the_machine_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name = \"x\"\n[arrivals]\nsessions_per_day = 500\n";
+    let cases = [
+        (
+            format!("{head}[rooms]\ncount = 4294967295\n"),
+            "rooms.count",
+        ),
+        (
+            format!("{head}[window]\ntimeseries_interval = \"1ns\"\n"),
+            "window.timeseries_interval",
+        ),
+        (
+            "name = \"x\"\n[arrivals]\nrate_per_second = 1e300\n".to_string(),
+            "arrivals.rate_per_second",
+        ),
+        (
+            "name = \"x\"\n[arrivals]\nrate_per_second = 4294967296\n".to_string(),
+            "arrivals.rate_per_second",
+        ),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("big{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+        for args in [
+            vec!["simulate", path],
+            vec!["compare", path],
+            vec!["sweep", path, "--sessions-per-day", "500"],
+            // Refused before any connection is tried (nothing listens on port 9).
+            vec!["drive", path, "--target", "ws://127.0.0.1:9"],
+        ] {
+            let out = dosim(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(&format!("key `{key}`")), "{args:?}: {err}");
+            assert!(err.contains("limit"), "{args:?}: {err}");
+        }
+    }
+    let out = dosim(&[
+        "sweep",
+        "scenarios/seed-phase0.toml",
+        "--sessions-per-day",
+        "500,1e308",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("key `rooms.count`") && err.contains("--sessions-per-day 1.0e308"),
+        "{err}"
+    );
+}
+
+#[test]
+fn file_errors_name_the_file_and_say_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("latin1.toml");
+    std::fs::write(&bad, b"name = \"caf\xe9\"\n").unwrap();
+    let out = dosim(&["simulate", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("latin1.toml:1:12") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
+
+    let empty = dir.path().join("empty-value.toml");
+    std::fs::write(&empty, "name = \"x\"\nseed = ").unwrap();
+    let out = dosim(&["simulate", empty.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("empty-value.toml:2:8: missing value after `=`"),
+        "{err}"
+    );
+
+    for args in [vec!["simulate", "nope.toml"], vec!["cost", "nope.toml"]] {
+        let out = dosim(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    }
+}

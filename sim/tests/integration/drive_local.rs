@@ -369,10 +369,15 @@ fn group(pgrp: u32) -> Vec<u32> {
 /// A child of `parent` other than its watchdog `sh`, once there is one (within `limit`).
 fn child_of(parent: &mut Child, limit: Duration) -> (u32, String) {
     let until = Instant::now() + limit;
+    let exe = |p: u32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    let parent_exe = exe(parent.id());
     loop {
+        // A child that has not yet exec'd is still a copy of dosim (its process group not yet
+        // set either): wait for the program it runs.
         let found = all_pids().into_iter().find_map(|p| {
             let (ppid, _, comm) = proc_stat(p)?;
-            (ppid == parent.id() && comm != "sh").then_some((p, comm))
+            (ppid == parent.id() && comm != "sh" && exe(p).is_some() && exe(p) != parent_exe)
+                .then_some((p, comm))
         });
         if let Some(f) = found {
             return f;
