@@ -27,6 +27,8 @@ pub const MAX_DURATION: Dur = Dur(366 * 86_400 * NS_PER_SEC);
 pub const MAX_WORKER_CPU_MS: f64 = 300_000.0;
 /// The largest storage row count per message, join or lobby change.
 pub const MAX_ROWS: f64 = 1e6;
+/// The largest WebSocket message a Durable Object receives (Cloudflare's limit, 32 MiB).
+pub const MAX_MESSAGE_BYTES: u32 = 32 << 20;
 /// The length of a billing month used for projections: 30 days, as Cloudflare's examples use.
 pub const MONTH_SECONDS: u64 = 30 * 86_400;
 
@@ -1010,6 +1012,16 @@ impl Scenario {
             return bad(
                 "sessions.message_interval",
                 "mean must be at least 1ms".into(),
+            );
+        }
+        if self.sessions.message_bytes > MAX_MESSAGE_BYTES {
+            return bad(
+                "sessions.message_bytes",
+                format!(
+                    "{} bytes is more than Cloudflare accepts in one WebSocket message \
+                     ({MAX_MESSAGE_BYTES} bytes, 32 MiB)",
+                    self.sessions.message_bytes
+                ),
             );
         }
         if self.rooms.count == 0 {

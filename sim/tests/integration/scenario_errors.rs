@@ -470,3 +470,19 @@ fn io_errors_print_their_cause_once_in_a_chain() {
         assert_eq!(text.matches("gone away").count(), 1, "{text}");
     }
 }
+
+#[test]
+fn a_message_larger_than_cloudflare_accepts_is_refused() {
+    let e = error_of(&format!(
+        "{GOOD_HEAD}[sessions]\nmessage_bytes = 4000000000\n"
+    ));
+    assert_eq!(e.key, "sessions.message_bytes");
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.message.contains("32 MiB"), "{e}");
+    // The largest message Cloudflare takes is still a scenario.
+    Scenario::parse(
+        &format!("{GOOD_HEAD}[sessions]\nmessage_bytes = 33554432\n"),
+        Path::new("ok.toml"),
+    )
+    .unwrap();
+}
