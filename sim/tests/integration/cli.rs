@@ -1,14 +1,4 @@
-use std::process::{Command, Output};
-
-use crate::util::repo;
-
-fn dosim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dosim"))
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::util::dosim;
 
 #[test]
 fn a_broken_scenario_exits_2_with_file_line_and_key() {

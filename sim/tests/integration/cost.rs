@@ -1,19 +1,7 @@
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::util::repo;
-
-fn dosim_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dosim"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn dosim(args: &[&str]) -> Output {
-    dosim_in(&repo(), args)
-}
+use crate::util::{dosim, dosim_in, repo};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -2,19 +2,7 @@ use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::util::repo;
-
-fn dosim_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dosim"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn dosim(args: &[&str]) -> Output {
-    dosim_in(&repo(), args)
-}
+use crate::util::{dosim, dosim_in, repo};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
