@@ -4,6 +4,13 @@
 //! rooms in proportion (so users per room stay as in the scenario; the limits do not scale:
 //! they are the design under test), and runs the ordinary simulation, so every point is a
 //! full report; the sweep keeps the headline figures.
+//!
+//! With replications ([`crate::replicate`]), every point is run under independent seeds: its
+//! plain fields stay replication 0's, its `replications` block has the mean and 95% interval
+//! of each figure, the text shows `mean ± half-width`, and the chart draws the means with a
+//! band and error bars for the intervals.
+
+use std::collections::BTreeMap;
 
 use std::fmt::Write as _;
 
@@ -15,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::strategy::Strategy;
 use crate::pricing::PriceTable;
-use crate::report::{csv_field, Report, WebSocketApi};
+use crate::replicate::{Figure, Plan};
+use crate::report::{csv_field, figure_cell, Report, WebSocketApi};
 use crate::scenario::Scenario;
 use crate::threshold::Threshold;
 
@@ -40,6 +48,31 @@ pub struct SweepPoint {
     pub abandon_rate: f64,
     /// Overload errors.
     pub overload_errors: u64,
+    /// With replications: the point's figures over them (see [`crate::replicate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replications: Option<PointReplications>,
+}
+
+/// The figures a sweep point keeps over replications, as threshold metric names: the bill,
+/// message and connect p99, the rejection and abandonment rates (the point's own fields).
+pub const SWEEP_FIGURES: [&str; 5] = [
+    "monthly_cost_usd",
+    "message.p99",
+    "connect.p99",
+    "rejection_rate",
+    "abandon_rate",
+];
+
+/// One point over its replications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointReplications {
+    /// Replications run at this point.
+    pub count: usize,
+    /// With `--precision`: whether the target was met (false: stopped at the cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision_met: Option<bool>,
+    /// [`SWEEP_FIGURES`] by name: mean, interval and per-replication values.
+    pub figures: BTreeMap<String, Figure>,
 }
 
 /// A whole sweep.
@@ -53,6 +86,9 @@ pub struct Sweep {
     pub websocket_api: WebSocketApi,
     /// How the figures were obtained.
     pub method: String,
+    /// With replications: how the seeds and intervals were obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replications: Option<String>,
     /// Every point, loads in the order given, strategies in the order given.
     pub points: Vec<SweepPoint>,
 }
@@ -68,18 +104,20 @@ pub struct Progress {
     pub load: Option<f64>,
 }
 
-/// Simulate `scenario` at each of `loads` (sessions per day) under each strategy, telling
-/// `on_progress` before each load and at the end.
+/// Simulate `scenario` at each of `loads` (sessions per day) under each strategy, each point
+/// replicated as `plan` says, telling `on_progress` before each load and at the end.
 pub fn run(
     scenario: &Scenario,
     loads: &[f64],
     strategies: &[Strategy],
     pricing: &PriceTable,
     extra_thresholds: &[Threshold],
+    plan: &Plan,
     on_progress: &mut dyn FnMut(Progress),
 ) -> crate::Result<Sweep> {
     let mut points = Vec::new();
     let mut method = String::new();
+    let mut replications = None;
     let total = loads.len() * strategies.len();
     for &load in loads {
         on_progress(Progress {
@@ -98,8 +136,11 @@ pub fn run(
         s.arrivals.rate_per_second = None;
         // More users need more rooms: keep users per room as in the scenario.
         s.rooms.count = ((f64::from(scenario.rooms.count) * load / base).round() as u32).max(1);
-        let reports = crate::des::compare(&s, strategies, pricing, extra_thresholds)?;
+        let reports = crate::replicate::compare(&s, strategies, pricing, extra_thresholds, plan)?;
         for r in reports {
+            if replications.is_none() {
+                replications = r.replications.as_ref().map(|b| b.method.clone());
+            }
             if method.is_empty() {
                 method = format!(
                     "{}; rooms scaled with the load ({} rooms at {} sessions/day), limits as in the scenario; monthly figures: {}",
@@ -122,6 +163,7 @@ pub fn run(
         pricing: pricing.name.clone(),
         websocket_api: WebSocketApi::from_hibernation(scenario.platform.hibernation),
         method,
+        replications,
         points,
     })
 }
@@ -137,6 +179,14 @@ fn point(load: f64, r: &Report) -> SweepPoint {
         rejection_rate: share(r.sessions.rejected, r.sessions.arrived),
         abandon_rate: share(r.sessions.abandoned, r.sessions.arrived),
         overload_errors: r.usage.overload_errors,
+        replications: r.replications.as_ref().map(|b| PointReplications {
+            count: b.count,
+            precision_met: b.precision.as_ref().map(|p| p.met),
+            figures: SWEEP_FIGURES
+                .iter()
+                .filter_map(|&m| b.figures.get(m).map(|f| (m.to_string(), f.clone())))
+                .collect(),
+        }),
     }
 }
 
@@ -186,6 +236,10 @@ impl Sweep {
             self.websocket_api.describe(),
             self.method
         );
+        if let Some(how) = &self.replications {
+            self.render_replicated(&mut o, how);
+            return o;
+        }
         let _ = writeln!(
             o,
             "{:>14}  {:<14}{:>12}{:>14}{:>14}{:>10}{:>11}{:>11}{:>10}",
@@ -218,13 +272,73 @@ impl Sweep {
         o
     }
 
+    /// The table of a replicated sweep: each figure as `mean ± half-width` over the point's
+    /// replications.
+    fn render_replicated(&self, o: &mut String, how: &str) {
+        let _ = writeln!(
+            o,
+            "{how}\nEach cell: mean ± 95% half-width over the point's n replications (shares in %); peaks and overload errors of replication 0 are in the JSON and CSV.\n"
+        );
+        let _ = writeln!(
+            o,
+            "{:>14}  {:<14}{:>6}{:>18}{:>20}{:>20}{:>16}{:>16}",
+            "sessions/day",
+            "strategy",
+            "n",
+            "USD/month",
+            "message p99 (ms)",
+            "connect p99 (ms)",
+            "rejected (%)",
+            "abandoned (%)"
+        );
+        let mut short = false;
+        for p in &self.points {
+            let Some(r) = &p.replications else { continue };
+            let cell = |m: &str| {
+                r.figures
+                    .get(m)
+                    .map_or("-".into(), |f| figure_cell(m, &f.interval))
+            };
+            let n = match r.precision_met {
+                Some(false) => {
+                    short = true;
+                    format!("{}*", r.count)
+                }
+                _ => r.count.to_string(),
+            };
+            let _ = writeln!(
+                o,
+                "{:>14}  {:<14}{:>6}{:>18}{:>20}{:>20}{:>16}{:>16}",
+                crate::report::human_count(p.sessions_per_day),
+                p.strategy,
+                n,
+                cell("monthly_cost_usd"),
+                cell("message.p99"),
+                cell("connect.p99"),
+                cell("rejection_rate"),
+                cell("abandon_rate")
+            );
+        }
+        if short {
+            let _ = writeln!(
+                o,
+                "\n* the precision target was not met within --max-replications"
+            );
+        }
+    }
+
     /// One CSV row per point.
     pub fn to_csv(&self) -> String {
         let mut o = String::from(
-            "scenario,pricing,websocket_api,sessions_per_day,strategy,monthly_total_usd,peak_connections,message_p99_ms,connect_p99_ms,rejection_rate,abandon_rate,overload_errors\n",
+            "scenario,pricing,websocket_api,sessions_per_day,strategy,monthly_total_usd,peak_connections,message_p99_ms,connect_p99_ms,rejection_rate,abandon_rate,overload_errors",
         );
+        let replicated = self.replications.is_some();
+        if replicated {
+            o.push_str(&crate::report::replication_csv_header(&SWEEP_FIGURES));
+        }
+        o.push('\n');
         for p in &self.points {
-            let _ = writeln!(
+            let _ = write!(
                 o,
                 "{},{},{},{},{},{:.2},{},{},{},{:.6},{:.6},{}",
                 csv_field(&self.scenario),
@@ -240,8 +354,47 @@ impl Sweep {
                 p.abandon_rate,
                 p.overload_errors
             );
+            if replicated {
+                let r = p.replications.as_ref();
+                o.push_str(&crate::report::replication_csv_cells(
+                    r.map_or(1, |r| r.count),
+                    r.map(|r| &r.figures),
+                    &SWEEP_FIGURES,
+                ));
+            }
+            o.push('\n');
         }
         o
+    }
+
+    /// The bill drawn at a point: the mean over its replications, else its value.
+    fn bill_at(p: &SweepPoint) -> f64 {
+        Self::bill_interval(p)
+            .and_then(|i| i.mean)
+            .unwrap_or(p.monthly_total_usd)
+    }
+
+    fn bill_interval(p: &SweepPoint) -> Option<&crate::interval::Interval> {
+        p.replications
+            .as_ref()?
+            .figures
+            .get("monthly_cost_usd")
+            .map(|f| &f.interval)
+    }
+
+    /// "8", or "3–20" when the points ran different numbers of replications.
+    fn replication_counts(&self) -> Option<String> {
+        let counts: Vec<usize> = self
+            .points
+            .iter()
+            .filter_map(|p| p.replications.as_ref().map(|r| r.count))
+            .collect();
+        let (lo, hi) = (counts.iter().min()?, counts.iter().max()?);
+        Some(if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        })
     }
 
     /// Groups of strategies whose bill is the same (to the cent) at every load: their
@@ -253,7 +406,7 @@ impl Sweep {
                 .iter()
                 .map(|&l| {
                     self.at(l, s)
-                        .map(|p| (p.monthly_total_usd * 100.0).round() as i64)
+                        .map(|p| (Self::bill_at(p) * 100.0).round() as i64)
                 })
                 .collect()
         };
@@ -298,7 +451,10 @@ impl Sweep {
             let max_y = self
                 .points
                 .iter()
-                .map(|p| p.monthly_total_usd)
+                .map(|p| {
+                    let high = Self::bill_interval(p).and_then(|i| i.high);
+                    high.unwrap_or(0.0).max(Self::bill_at(p))
+                })
                 .fold(1.0, f64::max)
                 * 1.1;
             let mut chart = ChartBuilder::on(&plot)
@@ -322,11 +478,44 @@ impl Sweep {
                 .draw()
                 .map_err(|e| plot_err(&e))?;
             let strategies = self.strategies();
+            // The confidence bands first, under every line: each strategy's 95% interval of
+            // the bill from load to load, lightly filled in its colour.
+            let intervals = |s: &str| -> Vec<(f64, f64, f64, f64)> {
+                loads
+                    .iter()
+                    .filter_map(|&l| {
+                        let p = self.at(l, s)?;
+                        let i = Self::bill_interval(p)?;
+                        Some((l, i.low?, Self::bill_at(p), i.high?))
+                    })
+                    .collect()
+            };
+            for (i, s) in strategies.iter().enumerate() {
+                let band = intervals(s);
+                if band.len() < 2 {
+                    continue;
+                }
+                let outline: Vec<(f64, f64)> = band
+                    .iter()
+                    .map(|&(l, low, _, _)| (l, low))
+                    .chain(band.iter().rev().map(|&(l, _, _, high)| (l, high)))
+                    .collect();
+                let fill = SeriesStyle::of(i).colour.mix(BAND_OPACITY).filled();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, fill)))
+                    .map_err(|e| plot_err(&e))?;
+            }
             for (i, s) in strategies.iter().enumerate() {
                 let style = SeriesStyle::of(i);
+                chart
+                    .draw_series(intervals(s).into_iter().map(|(l, low, _, high)| ErrorBar {
+                        ends: [(l, low), (l, high)],
+                        colour: style.colour,
+                    }))
+                    .map_err(|e| plot_err(&e))?;
                 let line: Vec<(f64, f64)> = loads
                     .iter()
-                    .filter_map(|&l| self.at(l, s).map(|p| (l, p.monthly_total_usd)))
+                    .filter_map(|&l| self.at(l, s).map(|p| (l, Self::bill_at(p))))
                     .collect();
                 let stroke = style.colour.stroke_width(style.width);
                 match style.dash {
@@ -345,7 +534,7 @@ impl Sweep {
             let (x0, y0) = (LEGEND_MARGIN, 40);
             let row = 28;
             let groups = self.coinciding();
-            let note_lines: Vec<String> = if groups.is_empty() {
+            let mut note_lines: Vec<String> = if groups.is_empty() {
                 Vec::new()
             } else {
                 std::iter::once("Lines on each other (the same".to_string())
@@ -353,6 +542,12 @@ impl Sweep {
                     .chain(groups.iter().flat_map(|g| wrap(&g.join(" = "), 30)))
                     .collect()
             };
+            if let Some(counts) = self.replication_counts() {
+                note_lines.extend(wrap(
+                    &format!("Lines: the mean; bands and bars: 95% CI over {counts} replications"),
+                    30,
+                ));
+            }
             let height = 16 + row * strategies.len() as i32 + 20 * note_lines.len() as i32;
             let box_width = LEGEND_WIDTH as i32 - 2 * LEGEND_MARGIN;
             side.draw(&Rectangle::new(
@@ -406,6 +601,11 @@ impl Sweep {
         Ok(svg)
     }
 }
+
+/// Opacity of a confidence band's fill (its outline colour is the series').
+const BAND_OPACITY: f64 = 0.15;
+/// Width of an error bar's caps, in pixels.
+const ERROR_BAR_WIDTH: u32 = 10;
 
 /// Size of the SVG chart, in pixels.
 const SVG_WIDTH: u32 = 960;
@@ -514,6 +714,38 @@ impl<C, DB: DrawingBackend> Drawable<DB> for Mark<C> {
     }
 }
 
+/// A vertical error bar from `ends[0]` to `ends[1]`, with caps.
+struct ErrorBar<C> {
+    ends: [C; 2],
+    colour: RGBColor,
+}
+
+impl<'a, C> PointCollection<'a, C> for &'a ErrorBar<C> {
+    type Point = &'a C;
+    type IntoIter = &'a [C];
+    fn point_iter(self) -> Self::IntoIter {
+        &self.ends
+    }
+}
+
+impl<C, DB: DrawingBackend> Drawable<DB> for ErrorBar<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let (Some(a), Some(b)) = (points.next(), points.next()) else {
+            return Ok(());
+        };
+        let style = self.colour.stroke_width(1);
+        let cap = ERROR_BAR_WIDTH as i32 / 2;
+        backend.draw_line(a, b, &style)?;
+        backend.draw_line((a.0 - cap, a.1), (a.0 + cap, a.1), &style)?;
+        backend.draw_line((b.0 - cap, b.1), (b.0 + cap, b.1), &style)
+    }
+}
+
 /// Words of `s` in lines of at most `width` characters (a longer word gets a line alone).
 fn wrap(s: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
@@ -547,6 +779,7 @@ mod tests {
                     rejection_rate: 0.0,
                     abandon_rate: 0.0,
                     overload_errors: 0,
+                    replications: None,
                 });
             }
         }
@@ -555,6 +788,7 @@ mod tests {
             pricing: "p".into(),
             websocket_api: WebSocketApi::Accept,
             method: "simulated".into(),
+            replications: None,
             points,
         }
     }
