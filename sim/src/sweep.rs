@@ -968,6 +968,77 @@ mod tests {
     }
 
     #[test]
+    fn replicated_points_are_drawn_as_means_in_a_band_with_error_bars() {
+        let mut s = sweep(&[("single", [5.0, 5.0, 5.0]), ("per-room", [5.0, 9.0, 30.0])]);
+        s.replications = Some("replicated".into());
+        // Replication 0's bill is the plain field; the mean differs, with a ±2 interval.
+        for p in &mut s.points {
+            let mean = p.monthly_total_usd + 1.0;
+            p.replications = Some(PointReplications {
+                count: 4,
+                precision_met: None,
+                figures: [(
+                    "monthly_cost_usd".to_string(),
+                    Figure::of(vec![
+                        Some(mean - 1.0),
+                        Some(mean + 1.0),
+                        Some(mean - 1.0),
+                        Some(mean + 1.0),
+                    ]),
+                )]
+                .into(),
+            });
+        }
+        let svg = s.to_svg().unwrap();
+        assert!(svg.contains("95% CI over 4"), "{svg}");
+        let els = elements(&svg);
+        for (i, name) in ["single", "per-room"].iter().enumerate() {
+            let colour = hex(SeriesStyle::of(i).colour);
+            let band = els
+                .iter()
+                .find(|(tag, a)| *tag == "polygon" && attr(a, "fill") == Some(&colour))
+                .unwrap_or_else(|| panic!("no band for {name}"))
+                .1;
+            assert_eq!(attr(band, "opacity"), Some("0.15"));
+            // The band's outline: the low ends left to right, then the high ends back.
+            let outline = points(band);
+            assert_eq!(outline.len(), 6, "{band}");
+            // An error bar per point (a vertical line and its two caps, in the series
+            // colour), from the band's low end to its high end.
+            let lines: Vec<[f64; 4]> = els
+                .iter()
+                .filter(|(tag, a)| *tag == "line" && attr(a, "stroke") == Some(&colour))
+                .map(|(_, a)| [num(a, "x1"), num(a, "y1"), num(a, "x2"), num(a, "y2")])
+                .collect();
+            assert_eq!(lines.len(), 3 * 3, "{name}");
+            let bars: Vec<&[f64; 4]> = lines.iter().filter(|l| l[0] == l[2]).collect();
+            assert_eq!(bars.len(), 3, "{name}: {lines:?}");
+            for (j, bar) in bars.iter().enumerate() {
+                let (low, high) = (outline[j], outline[5 - j]);
+                assert_eq!([low.0, low.1, high.0, high.1], **bar, "{name}");
+                // SVG y grows downwards: the low end is below the high end.
+                assert!(high.1 < low.1, "{name}: {bar:?}");
+            }
+            if i == 0 {
+                // The first series' markers (dots) are at the means, inside the bars.
+                let dots: Vec<(f64, f64)> = els
+                    .iter()
+                    .filter(|(tag, a)| *tag == "circle" && attr(a, "fill") == Some(&colour))
+                    .map(|(_, a)| (num(a, "cx"), num(a, "cy")))
+                    .filter(|d| bars.iter().any(|b| b[0] == d.0))
+                    .collect();
+                assert_eq!(dots.len(), 3, "{dots:?}");
+                for (d, b) in dots.iter().zip(&bars) {
+                    assert!(b[3] < d.1 && d.1 < b[1], "{d:?} not inside {b:?}");
+                }
+            }
+        }
+        // Without replications, no band.
+        let plain = sweep(&[("single", [5.0, 5.0, 5.0])]).to_svg().unwrap();
+        assert!(!plain.contains("<polygon"));
+    }
+
+    #[test]
     fn wrap_breaks_at_words() {
         assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
         assert_eq!(wrap("toolongword x", 4), ["toolongword", "x"]);
