@@ -542,6 +542,15 @@ fn is_share(metric: &str) -> bool {
     !metric.contains('.') && metric != "monthly_cost_usd"
 }
 
+/// What a figure's values are multiplied by for display: 100 for shares (percent), else 1.
+fn display_scale(metric: &str) -> f64 {
+    if is_share(metric) {
+        100.0
+    } else {
+        1.0
+    }
+}
+
 /// A replicated figure's label: its metric name and unit, e.g. `message.p99 (ms)`.
 pub fn figure_label(metric: &str) -> String {
     let unit = if metric == "monthly_cost_usd" {
@@ -569,7 +578,7 @@ pub fn figure_csv_stem(metric: &str) -> String {
 /// A figure over replications in a table cell: `mean ± half-width` (shares in percent),
 /// the mean and why it has no interval, or `-` without data.
 pub fn figure_cell(metric: &str, i: &crate::interval::Interval) -> String {
-    let scale = if is_share(metric) { 100.0 } else { 1.0 };
+    let scale = display_scale(metric);
     match (i.mean, i.half_width_95) {
         (None, _) => "-".into(),
         (Some(m), Some(h)) => format!("{:.2} ± {:.2}", m * scale, h * scale),
@@ -602,7 +611,7 @@ fn render_replications(b: &crate::replicate::Replications) -> String {
         let i = &f.interval;
         let range = match (i.low, i.high, i.missing()) {
             (Some(l), Some(h), _) => {
-                let scale = if is_share(metric) { 100.0 } else { 1.0 };
+                let scale = display_scale(metric);
                 format!("{:.2} to {:.2}", l * scale, h * scale)
             }
             (_, _, Some(why)) => why.to_string(),
