@@ -948,32 +948,28 @@ pub fn simulate_report(
     })
 }
 
-/// Simulate one scenario under several strategies (in parallel threads; each run is
-/// independent and deterministic, so the result does not depend on scheduling).
+/// Simulate one scenario under several strategies, one replication each, on the machine's
+/// cores (each run is independent and deterministic, so the result does not depend on
+/// scheduling). [`crate::replicate::compare`] runs several replications of each.
 pub fn compare(
     scenario: &Scenario,
     strategies: &[Strategy],
     pricing: &crate::pricing::PriceTable,
     extra_thresholds: &[crate::threshold::Threshold],
 ) -> crate::Result<Vec<crate::report::Report>> {
-    check_footprint(scenario, strategies)?;
-    let results: Vec<crate::Result<crate::report::Report>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = strategies
-            .iter()
-            .map(|&s| scope.spawn(move || simulate_report(scenario, s, pricing, extra_thresholds)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("simulation thread panicked"))
-            .collect()
-    });
-    results.into_iter().collect()
+    crate::replicate::compare(
+        scenario,
+        strategies,
+        pricing,
+        extra_thresholds,
+        &crate::replicate::Plan::default(),
+    )
 }
 
 /// Refuse runs of `scenario` under `strategies`, all at once, that this machine cannot finish
 /// (see [`crate::footprint`]): the strategies may differ from the scenario's own, which its
 /// validation checked.
-fn check_footprint(scenario: &Scenario, strategies: &[Strategy]) -> crate::Result<()> {
+pub(crate) fn check_footprint(scenario: &Scenario, strategies: &[Strategy]) -> crate::Result<()> {
     crate::footprint::check(scenario, strategies)
         .map(|_| ())
         .map_err(|(key, message)| scenario.error_at(&key, message))

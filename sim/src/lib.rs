@@ -23,6 +23,9 @@
 //!    [`pricing::PriceTable`] into a [`pricing::Bill`].
 //! 5. [`report::Report`] holds it all in one shape for simulated and measured runs, checks
 //!    the [`threshold`]s, and renders text, JSON, CSV and Markdown.
+//! 6. [`replicate`] repeats a simulated run under independent seeds, in parallel and
+//!    deterministically, and reports each headline figure as a mean with a 95% confidence
+//!    interval ([`interval`]).
 //!
 //! # Example
 //!
@@ -48,9 +51,11 @@ pub mod drive;
 pub mod error;
 pub mod events;
 pub mod footprint;
+pub mod interval;
 pub mod metrics;
 pub mod model;
 pub mod pricing;
+pub mod replicate;
 pub mod report;
 pub mod scenario;
 pub mod sweep;

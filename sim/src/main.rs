@@ -35,6 +35,8 @@ enum Command {
         strategy: Option<Strategy>,
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        replicate: Replicate,
         /// Write the full report as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -53,6 +55,8 @@ enum Command {
         strategies: Vec<Strategy>,
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        replicate: Replicate,
         /// Write every report as one JSON document here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -80,6 +84,8 @@ enum Command {
         strategies: Vec<Strategy>,
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        replicate: Replicate,
         /// Write every point as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -189,8 +195,9 @@ Examples:
   # The design document's Phase 0 under its own strategy; the full summary
   dosim simulate scenarios/seed-phase0.toml
 
-  # One object per room with standard accept() sockets; the whole report as JSON too
-  dosim simulate scenarios/seed-scale.toml --strategy per-room --hibernation false --json report.json
+  # One object per room with standard accept() sockets, 8 independent replications (each
+  # headline figure as a mean with a 95% confidence interval); the whole report as JSON too
+  dosim simulate scenarios/seed-phase0.toml --strategy per-room --hibernation false --replications 8 --json report.json
 
   # A launch-day peak on 8 objects, with an extra k6-style threshold (exit 99 if it fails)
   dosim simulate scenarios/single-saturates.toml --strategy sharded:8 --threshold \"message.p99 < 250\"";
@@ -203,8 +210,9 @@ Examples:
   # Other strategies, written as Markdown tables and CSV as well
   dosim compare scenarios/seed-scale.toml --strategies single,per-room,sharded:8 --markdown compare.md --csv compare.csv
 
-  # Standard accept() sockets instead of the Hibernation API, under an older price table
-  dosim compare scenarios/seed-scale.toml --hibernation false --pricing cloudflare-2024-04";
+  # Standard accept() sockets under an older price table, with replications until the bill
+  # and the message p99 are known within ±5% (95% confidence; at most 20 per strategy)
+  dosim compare scenarios/seed-phase0.toml --hibernation false --pricing cloudflare-2024-04 --precision 0.05 --max-replications 20";
 
 const SWEEP_EXAMPLES: &str = "\
 Examples:
@@ -214,8 +222,9 @@ Examples:
   # A cost curve as an SVG chart and CSV, without the progress bar
   dosim sweep scenarios/seed-scale.toml --sessions-per-day 500,2000,8000 --svg curve.svg --csv curve.csv --quiet
 
-  # The same with standard accept() sockets, two strategies
-  dosim sweep scenarios/seed-scale.toml --sessions-per-day 500,2000,8000 --strategies single,per-room --hibernation false";
+  # Standard accept() sockets, two strategies, 5 replications per point: the chart draws
+  # each mean with its 95% confidence band and error bars
+  dosim sweep scenarios/seed-phase0.toml --sessions-per-day 250,500,1000 --strategies single,per-room --hibernation false --replications 5 --svg curve-ci.svg --quiet";
 
 const DRIVE_EXAMPLES: &str = "\
 Examples:
@@ -264,6 +273,48 @@ struct Common {
     hibernation: Option<bool>,
 }
 
+/// Replications and confidence intervals (simulate, compare, sweep).
+#[derive(clap::Args)]
+struct Replicate {
+    /// Run R independent replications (seeds derived from the scenario's) and report each
+    /// headline figure as a mean with a 95% confidence interval; with --precision, the
+    /// minimum (default 5). 1 (the default) is the plain run.
+    #[arg(long, value_name = "R")]
+    replications: Option<usize>,
+    /// Add replications until the 95% interval's half-width of the --precision-on figures is
+    /// at most this share of their mean, e.g. 0.05 (or --max-replications is reached).
+    #[arg(long, value_name = "SHARE")]
+    precision: Option<f64>,
+    /// The figures --precision applies to, comma-separated threshold metrics (default:
+    /// monthly_cost_usd,message.p99).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "METRICS",
+        requires = "precision"
+    )]
+    precision_on: Option<Vec<String>>,
+    /// The most replications --precision may run (default 100).
+    #[arg(long, value_name = "N", requires = "precision")]
+    max_replications: Option<usize>,
+    /// Threads for the replications (default: the machine's cores); the output is the same
+    /// whatever the number.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+impl Replicate {
+    fn plan(&self) -> anyhow::Result<dosim::replicate::Plan> {
+        Ok(dosim::replicate::Plan::new(
+            self.replications,
+            self.precision,
+            self.precision_on.clone(),
+            self.max_replications,
+            self.jobs,
+        )?)
+    }
+}
+
 /// Exit code for bad input (scenario, usage file, arguments).
 const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code when a threshold failed (as k6 does).
@@ -292,12 +343,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scenario,
             strategy,
             common,
+            replicate,
             json,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
+            let plan = replicate.plan()?;
             let strategy = strategy.unwrap_or(scenario.platform.strategy);
             announce(&scenario, &[strategy], "");
-            let report = dosim::des::simulate_report(&scenario, strategy, &pricing, &extra)?;
+            let report =
+                dosim::replicate::simulate_report(&scenario, strategy, &pricing, &extra, &plan)?;
             print!("{}", report.render_text());
             if let Some(path) = json {
                 write(&path, &report.to_json())?;
@@ -308,13 +362,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scenario,
             strategies,
             common,
+            replicate,
             json,
             csv,
             markdown,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             announce(&scenario, &strategies, "");
-            let reports = dosim::des::compare(&scenario, &strategies, &pricing, &extra)?;
+            let plan = replicate.plan()?;
+            let reports =
+                dosim::replicate::compare(&scenario, &strategies, &pricing, &extra, &plan)?;
             print_comparison(&scenario, &reports, json, csv, markdown)?;
             Ok(threshold_exit(&reports))
         }
@@ -323,6 +380,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sessions_per_day,
             strategies,
             common,
+            replicate,
             json,
             csv,
             svg,
@@ -334,6 +392,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     announce(&s, &strategies, &format!("at {load} sessions/day: "));
                 }
             }
+            let plan = replicate.plan()?;
             let bar = sweep_progress_bar(quiet);
             let sweep = dosim::sweep::run(
                 &scenario,
@@ -341,6 +400,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &strategies,
                 &pricing,
                 &extra,
+                &plan,
                 &mut |p| {
                     if let Some(bar) = &bar {
                         bar.set_length(p.total as u64);

@@ -183,6 +183,11 @@ pub struct Report {
     /// The scenario's hand estimate, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceComparison>,
+    /// With `--replications` (more than one) or `--precision`: every headline figure over
+    /// independent replications, with its 95% confidence interval; the rest of the report is
+    /// replication 0's (see [`crate::replicate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replications: Option<crate::replicate::Replications>,
     /// Threshold results.
     pub thresholds: Vec<ThresholdResult>,
     /// State over time.
@@ -242,12 +247,31 @@ impl Report {
         scenario: &crate::scenario::Scenario,
         extra: &[crate::threshold::Threshold],
     ) {
+        let values: Vec<(String, Option<f64>)> = scenario
+            .threshold_checks()
+            .iter()
+            .chain(extra)
+            .map(|t| (t.metric.clone(), self.metric(&t.metric, &scenario.limits)))
+            .collect();
+        self.check_thresholds_with(scenario, extra, |m| {
+            values.iter().find(|(n, _)| n == m).and_then(|(_, v)| *v)
+        });
+    }
+
+    /// Evaluate the scenario's thresholds and `extra` ones with metric values from
+    /// `value_of` (a replicated run passes the means), replacing any earlier results.
+    pub fn check_thresholds_with(
+        &mut self,
+        scenario: &crate::scenario::Scenario,
+        extra: &[crate::threshold::Threshold],
+        value_of: impl Fn(&str) -> Option<f64>,
+    ) {
         let mut checks = scenario.threshold_checks();
         checks.extend(extra.iter().cloned());
         let no_data = scenario.thresholds.no_data;
         self.thresholds = checks
             .iter()
-            .map(|t| t.evaluate(|m| self.metric(m, &scenario.limits), no_data))
+            .map(|t| t.evaluate(&value_of, no_data))
             .collect();
     }
 
@@ -385,8 +409,22 @@ impl Report {
         if let Some(d) = &self.drive {
             o.push_str(&d.render_text());
         }
+        if let Some(b) = &self.replications {
+            o.push_str(&render_replications(b));
+        }
         if !self.thresholds.is_empty() {
-            let _ = writeln!(o, "\nThresholds:");
+            match self.replications.as_ref().filter(|b| b.count > 1) {
+                Some(b) => {
+                    let _ = writeln!(
+                        o,
+                        "\nThresholds (on the means over {} replications):",
+                        b.count
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "\nThresholds:");
+                }
+            }
             for t in &self.thresholds {
                 let _ = writeln!(
                     o,
@@ -499,6 +537,109 @@ pub fn usage_rows(u: &Usage) -> [(&'static str, f64); 11] {
     ]
 }
 
+/// Whether a figure (a threshold metric name) is a share of something, shown in percent.
+fn is_share(metric: &str) -> bool {
+    !metric.contains('.') && metric != "monthly_cost_usd"
+}
+
+/// What a figure's values are multiplied by for display: 100 for shares (percent), else 1.
+fn display_scale(metric: &str) -> f64 {
+    if is_share(metric) {
+        100.0
+    } else {
+        1.0
+    }
+}
+
+/// A replicated figure's label: its metric name and unit, e.g. `message.p99 (ms)`.
+pub fn figure_label(metric: &str) -> String {
+    let unit = if metric == "monthly_cost_usd" {
+        "USD"
+    } else if is_share(metric) {
+        "%"
+    } else {
+        "ms"
+    };
+    format!("{metric} ({unit})")
+}
+
+/// A figure's column stem in CSV, as the plain columns name it: `monthly_total_usd`,
+/// `message_p99_ms`, `rejection_rate`.
+pub fn figure_csv_stem(metric: &str) -> String {
+    if metric == "monthly_cost_usd" {
+        "monthly_total_usd".into()
+    } else if metric.contains('.') {
+        format!("{}_ms", metric.replace('.', "_"))
+    } else {
+        metric.to_string()
+    }
+}
+
+/// A figure over replications in a table cell: `mean ± half-width` (shares in percent),
+/// the mean and why it has no interval, or `-` without data.
+pub fn figure_cell(metric: &str, i: &crate::interval::Interval) -> String {
+    let scale = display_scale(metric);
+    match (i.mean, i.half_width_95) {
+        (None, _) => "-".into(),
+        (Some(m), Some(h)) => format!("{:.2} ± {:.2}", m * scale, h * scale),
+        (Some(m), None) => format!("{:.2} (n={})", m * scale, i.n),
+    }
+}
+
+/// The text summary's section on replications: the count, the seeds, each figure's mean
+/// and interval, and the precision reached.
+fn render_replications(b: &crate::replicate::Replications) -> String {
+    let mut o = String::new();
+    let seeds: Vec<String> = b.seeds.iter().take(3).map(u64::to_string).collect();
+    let _ = writeln!(
+        o,
+        "\nOver {} replications (seeds {}{}; the figures above are replication 0's):",
+        b.count,
+        seeds.join(", "),
+        if b.seeds.len() > 3 {
+            ", … in the JSON"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  {:<34}{:>22}  95% interval (Student t)",
+        "figure", "mean ± half-width"
+    );
+    for (metric, f) in b.ordered() {
+        let i = &f.interval;
+        let range = match (i.low, i.high, i.missing()) {
+            (Some(l), Some(h), _) => {
+                let scale = display_scale(metric);
+                format!("{:.2} to {:.2}", l * scale, h * scale)
+            }
+            (_, _, Some(why)) => why.to_string(),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "  {:<34}{:>22}  {range}",
+            figure_label(metric),
+            figure_cell(metric, i)
+        );
+    }
+    if let Some(p) = &b.precision {
+        let _ = writeln!(
+            o,
+            "  precision: relative half-width ≤ {} on {}: {} with {} replications (minimum {}, cap {})",
+            p.target,
+            p.on.join(", "),
+            if p.met { "met" } else { "NOT met" },
+            b.count,
+            p.min,
+            p.max
+        );
+    }
+    o.push_str(&wrap(&b.method, 96, "  how: ", "    "));
+    o
+}
+
 fn opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.2}"))
 }
@@ -590,7 +731,7 @@ pub fn comparison_markdown(reports: &[Report]) -> String {
 /// One row of a comparison: a label and one cell per run.
 struct Row {
     /// A report key the label starts with (set in monospace in Markdown).
-    key: Option<&'static str>,
+    key: Option<String>,
     /// The rest of the label.
     label: String,
     cells: Vec<String>,
@@ -605,17 +746,17 @@ impl Row {
         }
     }
 
-    fn keyed(key: &'static str, label: &str, cells: Vec<String>) -> Row {
+    fn keyed(key: &str, label: &str, cells: Vec<String>) -> Row {
         Row {
-            key: Some(key),
+            key: Some(key.to_string()),
             label: label.to_string(),
             cells,
         }
     }
 
     fn text_label(&self) -> String {
-        match self.key {
-            Some(k) if self.label.is_empty() => k.to_string(),
+        match &self.key {
+            Some(k) if self.label.is_empty() => k.clone(),
             Some(k) => format!("{k} {}", self.label),
             None => self.label.clone(),
         }
@@ -623,7 +764,7 @@ impl Row {
 
     fn markdown_label(&self) -> String {
         let label = md_escape(&self.label);
-        match self.key {
+        match self.key.as_deref() {
             Some(k) if self.label.is_empty() => md_code(k),
             Some(k) => format!("{} {label}", md_code(k)),
             None => label,
@@ -690,7 +831,7 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
             value,
         }
     };
-    let facts = vec![
+    let mut facts = vec![
         fact("seed", true, &|r| r.seed.to_string()),
         fact("window", true, &|r| human_seconds(r.window_seconds)),
         fact("prices", true, &|r| r.pricing.clone()),
@@ -702,6 +843,27 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
             r.monthly_usage.method.clone()
         }),
     ];
+    let replicated = reports.iter().any(|r| r.replications.is_some());
+    if replicated {
+        facts.push(fact("replications", false, &|r| match &r.replications {
+            Some(_) => REPLICATIONS_FACT.to_string(),
+            None => "one: no intervals".to_string(),
+        }));
+    }
+    if let Some(p) = reports
+        .iter()
+        .find_map(|r| r.replications.as_ref()?.precision.as_ref())
+    {
+        facts.push(fact("precision", false, &|_| {
+            format!(
+                "replications added until the relative half-width of {} was at most {} (minimum {}, cap {})",
+                p.on.join(", "),
+                p.target,
+                p.min,
+                p.max
+            )
+        }));
+    }
 
     let mut main = vec![
         Row::new(
@@ -747,6 +909,7 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
         rows: main,
         footer: Vec::new(),
     }];
+    sections.extend(replications_section(reports));
 
     let usage = (0..usage_rows(&first.monthly_usage.usage.billable).len())
         .map(|i| {
@@ -836,6 +999,57 @@ fn comparison(reports: &[Report]) -> Option<Comparison> {
         facts,
         strategies: each(&|r| r.strategy.clone()),
         sections,
+    })
+}
+
+/// The comparison's header fact on replications.
+const REPLICATIONS_FACT: &str = "independent seeds (replication 0 under the scenario's seed, \
+    the others under SplitMix64 outputs from it); every figure outside the section \
+    \"over the replications\" is replication 0's; intervals: 95% Student t over the \
+    per-replication values (a percentile's over the replications' percentiles); thresholds \
+    are checked on the means";
+
+/// The section of a comparison that shows each figure over the replications as `mean ±
+/// half-width` (absent when no run was replicated).
+fn replications_section(reports: &[Report]) -> Option<Section> {
+    let figures = reports.iter().find_map(|r| r.replications.as_ref())?;
+    let mut rows = vec![Row::new(
+        "replications",
+        reports
+            .iter()
+            .map(|r| match &r.replications {
+                None => "1".into(),
+                Some(b) => match &b.precision {
+                    None => b.count.to_string(),
+                    Some(p) if p.met => format!("{} (target met)", b.count),
+                    Some(_) => format!("{} (NOT met)", b.count),
+                },
+            })
+            .collect(),
+    )];
+    for (metric, _) in figures.ordered() {
+        let label = figure_label(metric);
+        let unit = label.strip_prefix(metric).unwrap_or_default().trim();
+        rows.push(Row::keyed(
+            metric,
+            unit,
+            reports
+                .iter()
+                .map(|r| {
+                    r.replications
+                        .as_ref()
+                        .and_then(|b| b.figures.get(metric))
+                        .map_or("-".into(), |f| figure_cell(metric, &f.interval))
+                })
+                .collect(),
+        ));
+    }
+    Some(Section {
+        title: Some("over the replications (mean ± 95% half-width)".into()),
+        title_in_text: true,
+        note: None,
+        rows,
+        footer: Vec::new(),
     })
 }
 
@@ -1038,11 +1252,16 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// Several runs as CSV: one row per strategy, the headline figures as columns.
 pub fn comparison_csv(reports: &[Report]) -> String {
     let mut o = String::from(
-        "scenario,strategy,mode,pricing,websocket_api,sessions_arrived,admitted,rejected,abandoned,connect_p50_ms,connect_p99_ms,message_p50_ms,message_p99_ms,overload_errors,peak_connections,monthly_total_usd\n",
+        "scenario,strategy,mode,pricing,websocket_api,sessions_arrived,admitted,rejected,abandoned,connect_p50_ms,connect_p99_ms,message_p50_ms,message_p99_ms,overload_errors,peak_connections,monthly_total_usd",
     );
+    let replicated = reports.iter().any(|r| r.replications.is_some());
+    if replicated {
+        o.push_str(&replication_csv_header(&crate::replicate::HEADLINE));
+    }
+    o.push('\n');
     for r in reports {
         let l = &r.latency_ms;
-        let _ = writeln!(
+        let _ = write!(
             o,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&r.scenario),
@@ -1061,6 +1280,49 @@ pub fn comparison_csv(reports: &[Report]) -> String {
             r.usage.overload_errors,
             r.usage.peak_connections,
             r.bill.total_usd
+        );
+        if replicated {
+            let b = r.replications.as_ref();
+            o.push_str(&replication_csv_cells(
+                b.map_or(1, |b| b.count),
+                b.map(|b| &b.figures),
+                &crate::replicate::HEADLINE,
+            ));
+        }
+        o.push('\n');
+    }
+    o
+}
+
+/// The CSV columns of a replicated run, each starting with a comma: `replications`, then
+/// `<stem>_mean`, `<stem>_ci95_low`, `<stem>_ci95_high` for each of `metrics` (stems as
+/// [`figure_csv_stem`]; shares as fractions, not percent).
+pub fn replication_csv_header(metrics: &[&str]) -> String {
+    let mut o = String::from(",replications");
+    for &m in metrics {
+        let stem = figure_csv_stem(m);
+        let _ = write!(o, ",{stem}_mean,{stem}_ci95_low,{stem}_ci95_high");
+    }
+    o
+}
+
+/// The cells of [`replication_csv_header`] for one run of `count` replications (empty cells
+/// where a figure has no value or no interval, or the run was not replicated).
+pub fn replication_csv_cells(
+    count: usize,
+    figures: Option<&BTreeMap<String, crate::replicate::Figure>>,
+    metrics: &[&str],
+) -> String {
+    let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let mut o = format!(",{count}");
+    for &m in metrics {
+        let i = figures.and_then(|f| f.get(m)).map(|f| &f.interval);
+        let _ = write!(
+            o,
+            ",{},{},{}",
+            num(i.and_then(|i| i.mean)),
+            num(i.and_then(|i| i.low)),
+            num(i.and_then(|i| i.high))
         );
     }
     o
@@ -1190,6 +1452,7 @@ impl Report {
             monthly_usage: monthly,
             bill,
             reference,
+            replications: None,
             thresholds: Vec::new(),
             timeseries: p.timeseries,
             drive: None,

@@ -4,6 +4,13 @@
 //! rooms in proportion (so users per room stay as in the scenario; the limits do not scale:
 //! they are the design under test), and runs the ordinary simulation, so every point is a
 //! full report; the sweep keeps the headline figures.
+//!
+//! With replications ([`crate::replicate`]), every point is run under independent seeds: its
+//! plain fields stay replication 0's, its `replications` block has the mean and 95% interval
+//! of each figure, the text shows `mean ± half-width`, and the chart draws the means with a
+//! band and error bars for the intervals.
+
+use std::collections::BTreeMap;
 
 use std::fmt::Write as _;
 
@@ -15,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::strategy::Strategy;
 use crate::pricing::PriceTable;
-use crate::report::{csv_field, Report, WebSocketApi};
+use crate::replicate::{Figure, Plan};
+use crate::report::{csv_field, figure_cell, Report, WebSocketApi};
 use crate::scenario::Scenario;
 use crate::threshold::Threshold;
 
@@ -40,6 +48,31 @@ pub struct SweepPoint {
     pub abandon_rate: f64,
     /// Overload errors.
     pub overload_errors: u64,
+    /// With replications: the point's figures over them (see [`crate::replicate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replications: Option<PointReplications>,
+}
+
+/// The figures a sweep point keeps over replications, as threshold metric names: the bill,
+/// message and connect p99, the rejection and abandonment rates (the point's own fields).
+pub const SWEEP_FIGURES: [&str; 5] = [
+    "monthly_cost_usd",
+    "message.p99",
+    "connect.p99",
+    "rejection_rate",
+    "abandon_rate",
+];
+
+/// One point over its replications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointReplications {
+    /// Replications run at this point.
+    pub count: usize,
+    /// With `--precision`: whether the target was met (false: stopped at the cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision_met: Option<bool>,
+    /// [`SWEEP_FIGURES`] by name: mean, interval and per-replication values.
+    pub figures: BTreeMap<String, Figure>,
 }
 
 /// A whole sweep.
@@ -53,6 +86,9 @@ pub struct Sweep {
     pub websocket_api: WebSocketApi,
     /// How the figures were obtained.
     pub method: String,
+    /// With replications: how the seeds and intervals were obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replications: Option<String>,
     /// Every point, loads in the order given, strategies in the order given.
     pub points: Vec<SweepPoint>,
 }
@@ -68,18 +104,20 @@ pub struct Progress {
     pub load: Option<f64>,
 }
 
-/// Simulate `scenario` at each of `loads` (sessions per day) under each strategy, telling
-/// `on_progress` before each load and at the end.
+/// Simulate `scenario` at each of `loads` (sessions per day) under each strategy, each point
+/// replicated as `plan` says, telling `on_progress` before each load and at the end.
 pub fn run(
     scenario: &Scenario,
     loads: &[f64],
     strategies: &[Strategy],
     pricing: &PriceTable,
     extra_thresholds: &[Threshold],
+    plan: &Plan,
     on_progress: &mut dyn FnMut(Progress),
 ) -> crate::Result<Sweep> {
     let mut points = Vec::new();
     let mut method = String::new();
+    let mut replications = None;
     let total = loads.len() * strategies.len();
     // Every point is checked before the first runs, so a bad load fails at once.
     let scaled = loads
@@ -92,8 +130,11 @@ pub fn run(
             total,
             load: Some(load),
         });
-        let reports = crate::des::compare(s, strategies, pricing, extra_thresholds)?;
+        let reports = crate::replicate::compare(s, strategies, pricing, extra_thresholds, plan)?;
         for r in reports {
+            if replications.is_none() {
+                replications = r.replications.as_ref().map(|b| b.method.clone());
+            }
             if method.is_empty() {
                 method = format!(
                     "{}; rooms scaled with the load ({} rooms at {} sessions/day), limits as in the scenario; monthly figures: {}",
@@ -116,6 +157,7 @@ pub fn run(
         pricing: pricing.name.clone(),
         websocket_api: WebSocketApi::from_hibernation(scenario.platform.hibernation),
         method,
+        replications,
         points,
     })
 }
@@ -178,6 +220,14 @@ fn point(load: f64, r: &Report) -> SweepPoint {
         rejection_rate: share(r.sessions.rejected, r.sessions.arrived),
         abandon_rate: share(r.sessions.abandoned, r.sessions.arrived),
         overload_errors: r.usage.overload_errors,
+        replications: r.replications.as_ref().map(|b| PointReplications {
+            count: b.count,
+            precision_met: b.precision.as_ref().map(|p| p.met),
+            figures: SWEEP_FIGURES
+                .iter()
+                .filter_map(|&m| b.figures.get(m).map(|f| (m.to_string(), f.clone())))
+                .collect(),
+        }),
     }
 }
 
@@ -227,6 +277,10 @@ impl Sweep {
             self.websocket_api.describe(),
             self.method
         );
+        if let Some(how) = &self.replications {
+            self.render_replicated(&mut o, how);
+            return o;
+        }
         let _ = writeln!(
             o,
             "{:>14}  {:<14}{:>12}{:>14}{:>14}{:>10}{:>11}{:>11}{:>10}",
@@ -259,13 +313,73 @@ impl Sweep {
         o
     }
 
+    /// The table of a replicated sweep: each figure as `mean ± half-width` over the point's
+    /// replications.
+    fn render_replicated(&self, o: &mut String, how: &str) {
+        let _ = writeln!(
+            o,
+            "{how}\nEach cell: mean ± 95% half-width over the point's n replications (shares in %); peaks and overload errors of replication 0 are in the JSON and CSV.\n"
+        );
+        let _ = writeln!(
+            o,
+            "{:>14}  {:<14}{:>6}{:>18}{:>20}{:>20}{:>16}{:>16}",
+            "sessions/day",
+            "strategy",
+            "n",
+            "USD/month",
+            "message p99 (ms)",
+            "connect p99 (ms)",
+            "rejected (%)",
+            "abandoned (%)"
+        );
+        let mut short = false;
+        for p in &self.points {
+            let Some(r) = &p.replications else { continue };
+            let cell = |m: &str| {
+                r.figures
+                    .get(m)
+                    .map_or("-".into(), |f| figure_cell(m, &f.interval))
+            };
+            let n = match r.precision_met {
+                Some(false) => {
+                    short = true;
+                    format!("{}*", r.count)
+                }
+                _ => r.count.to_string(),
+            };
+            let _ = writeln!(
+                o,
+                "{:>14}  {:<14}{:>6}{:>18}{:>20}{:>20}{:>16}{:>16}",
+                crate::report::human_count(p.sessions_per_day),
+                p.strategy,
+                n,
+                cell("monthly_cost_usd"),
+                cell("message.p99"),
+                cell("connect.p99"),
+                cell("rejection_rate"),
+                cell("abandon_rate")
+            );
+        }
+        if short {
+            let _ = writeln!(
+                o,
+                "\n* the precision target was not met within --max-replications"
+            );
+        }
+    }
+
     /// One CSV row per point.
     pub fn to_csv(&self) -> String {
         let mut o = String::from(
-            "scenario,pricing,websocket_api,sessions_per_day,strategy,monthly_total_usd,peak_connections,message_p99_ms,connect_p99_ms,rejection_rate,abandon_rate,overload_errors\n",
+            "scenario,pricing,websocket_api,sessions_per_day,strategy,monthly_total_usd,peak_connections,message_p99_ms,connect_p99_ms,rejection_rate,abandon_rate,overload_errors",
         );
+        let replicated = self.replications.is_some();
+        if replicated {
+            o.push_str(&crate::report::replication_csv_header(&SWEEP_FIGURES));
+        }
+        o.push('\n');
         for p in &self.points {
-            let _ = writeln!(
+            let _ = write!(
                 o,
                 "{},{},{},{},{},{:.2},{},{},{},{:.6},{:.6},{}",
                 csv_field(&self.scenario),
@@ -281,8 +395,47 @@ impl Sweep {
                 p.abandon_rate,
                 p.overload_errors
             );
+            if replicated {
+                let r = p.replications.as_ref();
+                o.push_str(&crate::report::replication_csv_cells(
+                    r.map_or(1, |r| r.count),
+                    r.map(|r| &r.figures),
+                    &SWEEP_FIGURES,
+                ));
+            }
+            o.push('\n');
         }
         o
+    }
+
+    /// The bill drawn at a point: the mean over its replications, else its value.
+    fn bill_at(p: &SweepPoint) -> f64 {
+        Self::bill_interval(p)
+            .and_then(|i| i.mean)
+            .unwrap_or(p.monthly_total_usd)
+    }
+
+    fn bill_interval(p: &SweepPoint) -> Option<&crate::interval::Interval> {
+        p.replications
+            .as_ref()?
+            .figures
+            .get("monthly_cost_usd")
+            .map(|f| &f.interval)
+    }
+
+    /// "8", or "3–20" when the points ran different numbers of replications.
+    fn replication_counts(&self) -> Option<String> {
+        let counts: Vec<usize> = self
+            .points
+            .iter()
+            .filter_map(|p| p.replications.as_ref().map(|r| r.count))
+            .collect();
+        let (lo, hi) = (counts.iter().min()?, counts.iter().max()?);
+        Some(if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        })
     }
 
     /// Groups of strategies whose bill is the same (to the cent) at every load: their
@@ -294,7 +447,7 @@ impl Sweep {
                 .iter()
                 .map(|&l| {
                     self.at(l, s)
-                        .map(|p| (p.monthly_total_usd * 100.0).round() as i64)
+                        .map(|p| (Self::bill_at(p) * 100.0).round() as i64)
                 })
                 .collect()
         };
@@ -339,7 +492,10 @@ impl Sweep {
             let max_y = self
                 .points
                 .iter()
-                .map(|p| p.monthly_total_usd)
+                .map(|p| {
+                    let high = Self::bill_interval(p).and_then(|i| i.high);
+                    high.unwrap_or(0.0).max(Self::bill_at(p))
+                })
                 .fold(1.0, f64::max)
                 * 1.1;
             let mut chart = ChartBuilder::on(&plot)
@@ -363,11 +519,44 @@ impl Sweep {
                 .draw()
                 .map_err(|e| plot_err(&e))?;
             let strategies = self.strategies();
+            // The confidence bands first, under every line: each strategy's 95% interval of
+            // the bill from load to load, lightly filled in its colour.
+            let intervals = |s: &str| -> Vec<(f64, f64, f64, f64)> {
+                loads
+                    .iter()
+                    .filter_map(|&l| {
+                        let p = self.at(l, s)?;
+                        let i = Self::bill_interval(p)?;
+                        Some((l, i.low?, Self::bill_at(p), i.high?))
+                    })
+                    .collect()
+            };
+            for (i, s) in strategies.iter().enumerate() {
+                let band = intervals(s);
+                if band.len() < 2 {
+                    continue;
+                }
+                let outline: Vec<(f64, f64)> = band
+                    .iter()
+                    .map(|&(l, low, _, _)| (l, low))
+                    .chain(band.iter().rev().map(|&(l, _, _, high)| (l, high)))
+                    .collect();
+                let fill = SeriesStyle::of(i).colour.mix(BAND_OPACITY).filled();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, fill)))
+                    .map_err(|e| plot_err(&e))?;
+            }
             for (i, s) in strategies.iter().enumerate() {
                 let style = SeriesStyle::of(i);
+                chart
+                    .draw_series(intervals(s).into_iter().map(|(l, low, _, high)| ErrorBar {
+                        ends: [(l, low), (l, high)],
+                        colour: style.colour,
+                    }))
+                    .map_err(|e| plot_err(&e))?;
                 let line: Vec<(f64, f64)> = loads
                     .iter()
-                    .filter_map(|&l| self.at(l, s).map(|p| (l, p.monthly_total_usd)))
+                    .filter_map(|&l| self.at(l, s).map(|p| (l, Self::bill_at(p))))
                     .collect();
                 let stroke = style.colour.stroke_width(style.width);
                 match style.dash {
@@ -386,7 +575,7 @@ impl Sweep {
             let (x0, y0) = (LEGEND_MARGIN, 40);
             let row = 28;
             let groups = self.coinciding();
-            let note_lines: Vec<String> = if groups.is_empty() {
+            let mut note_lines: Vec<String> = if groups.is_empty() {
                 Vec::new()
             } else {
                 std::iter::once("Lines on each other (the same".to_string())
@@ -394,6 +583,12 @@ impl Sweep {
                     .chain(groups.iter().flat_map(|g| wrap(&g.join(" = "), 30)))
                     .collect()
             };
+            if let Some(counts) = self.replication_counts() {
+                note_lines.extend(wrap(
+                    &format!("Lines: the mean; bands and bars: 95% CI over {counts} replications"),
+                    30,
+                ));
+            }
             let height = 16 + row * strategies.len() as i32 + 20 * note_lines.len() as i32;
             let box_width = LEGEND_WIDTH as i32 - 2 * LEGEND_MARGIN;
             side.draw(&Rectangle::new(
@@ -447,6 +642,11 @@ impl Sweep {
         Ok(svg)
     }
 }
+
+/// Opacity of a confidence band's fill (its outline colour is the series').
+const BAND_OPACITY: f64 = 0.15;
+/// Width of an error bar's caps, in pixels.
+const ERROR_BAR_WIDTH: u32 = 10;
 
 /// Size of the SVG chart, in pixels.
 const SVG_WIDTH: u32 = 960;
@@ -555,6 +755,38 @@ impl<C, DB: DrawingBackend> Drawable<DB> for Mark<C> {
     }
 }
 
+/// A vertical error bar from `ends[0]` to `ends[1]`, with caps.
+struct ErrorBar<C> {
+    ends: [C; 2],
+    colour: RGBColor,
+}
+
+impl<'a, C> PointCollection<'a, C> for &'a ErrorBar<C> {
+    type Point = &'a C;
+    type IntoIter = &'a [C];
+    fn point_iter(self) -> Self::IntoIter {
+        &self.ends
+    }
+}
+
+impl<C, DB: DrawingBackend> Drawable<DB> for ErrorBar<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let (Some(a), Some(b)) = (points.next(), points.next()) else {
+            return Ok(());
+        };
+        let style = self.colour.stroke_width(1);
+        let cap = ERROR_BAR_WIDTH as i32 / 2;
+        backend.draw_line(a, b, &style)?;
+        backend.draw_line((a.0 - cap, a.1), (a.0 + cap, a.1), &style)?;
+        backend.draw_line((b.0 - cap, b.1), (b.0 + cap, b.1), &style)
+    }
+}
+
 /// Words of `s` in lines of at most `width` characters (a longer word gets a line alone).
 fn wrap(s: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
@@ -588,6 +820,7 @@ mod tests {
                     rejection_rate: 0.0,
                     abandon_rate: 0.0,
                     overload_errors: 0,
+                    replications: None,
                 });
             }
         }
@@ -596,6 +829,7 @@ mod tests {
             pricing: "p".into(),
             websocket_api: WebSocketApi::Accept,
             method: "simulated".into(),
+            replications: None,
             points,
         }
     }
@@ -772,6 +1006,77 @@ mod tests {
             .starts_with("scenario,pricing,websocket_api,"));
         assert!(lines.all(|l| l.starts_with("s,p,accept,")), "{csv}");
         assert!(s.to_svg().unwrap().contains("accept() sockets"));
+    }
+
+    #[test]
+    fn replicated_points_are_drawn_as_means_in_a_band_with_error_bars() {
+        let mut s = sweep(&[("single", [5.0, 5.0, 5.0]), ("per-room", [5.0, 9.0, 30.0])]);
+        s.replications = Some("replicated".into());
+        // Replication 0's bill is the plain field; the mean differs, with a ±2 interval.
+        for p in &mut s.points {
+            let mean = p.monthly_total_usd + 1.0;
+            p.replications = Some(PointReplications {
+                count: 4,
+                precision_met: None,
+                figures: [(
+                    "monthly_cost_usd".to_string(),
+                    Figure::of(vec![
+                        Some(mean - 1.0),
+                        Some(mean + 1.0),
+                        Some(mean - 1.0),
+                        Some(mean + 1.0),
+                    ]),
+                )]
+                .into(),
+            });
+        }
+        let svg = s.to_svg().unwrap();
+        assert!(svg.contains("95% CI over 4"), "{svg}");
+        let els = elements(&svg);
+        for (i, name) in ["single", "per-room"].iter().enumerate() {
+            let colour = hex(SeriesStyle::of(i).colour);
+            let band = els
+                .iter()
+                .find(|(tag, a)| *tag == "polygon" && attr(a, "fill") == Some(&colour))
+                .unwrap_or_else(|| panic!("no band for {name}"))
+                .1;
+            assert_eq!(attr(band, "opacity"), Some("0.15"));
+            // The band's outline: the low ends left to right, then the high ends back.
+            let outline = points(band);
+            assert_eq!(outline.len(), 6, "{band}");
+            // An error bar per point (a vertical line and its two caps, in the series
+            // colour), from the band's low end to its high end.
+            let lines: Vec<[f64; 4]> = els
+                .iter()
+                .filter(|(tag, a)| *tag == "line" && attr(a, "stroke") == Some(&colour))
+                .map(|(_, a)| [num(a, "x1"), num(a, "y1"), num(a, "x2"), num(a, "y2")])
+                .collect();
+            assert_eq!(lines.len(), 3 * 3, "{name}");
+            let bars: Vec<&[f64; 4]> = lines.iter().filter(|l| l[0] == l[2]).collect();
+            assert_eq!(bars.len(), 3, "{name}: {lines:?}");
+            for (j, bar) in bars.iter().enumerate() {
+                let (low, high) = (outline[j], outline[5 - j]);
+                assert_eq!([low.0, low.1, high.0, high.1], **bar, "{name}");
+                // SVG y grows downwards: the low end is below the high end.
+                assert!(high.1 < low.1, "{name}: {bar:?}");
+            }
+            if i == 0 {
+                // The first series' markers (dots) are at the means, inside the bars.
+                let dots: Vec<(f64, f64)> = els
+                    .iter()
+                    .filter(|(tag, a)| *tag == "circle" && attr(a, "fill") == Some(&colour))
+                    .map(|(_, a)| (num(a, "cx"), num(a, "cy")))
+                    .filter(|d| bars.iter().any(|b| b[0] == d.0))
+                    .collect();
+                assert_eq!(dots.len(), 3, "{dots:?}");
+                for (d, b) in dots.iter().zip(&bars) {
+                    assert!(b[3] < d.1 && d.1 < b[1], "{d:?} not inside {b:?}");
+                }
+            }
+        }
+        // Without replications, no band.
+        let plain = sweep(&[("single", [5.0, 5.0, 5.0])]).to_svg().unwrap();
+        assert!(!plain.contains("<polygon"));
     }
 
     #[test]

@@ -125,6 +125,25 @@ const SCALARS: [&str; 6] = [
     "monthly_cost_usd",
 ];
 
+/// Whether `metric` is a metric name (see the module documentation); the error says which
+/// names there are.
+pub fn check_metric(metric: &str) -> Result<(), String> {
+    let known = SCALARS.contains(&metric)
+        || metric
+            .split_once('.')
+            .is_some_and(|(a, b)| LATENCIES.contains(&a) && STATS.contains(&b));
+    if known {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown metric {metric:?}; expected one of {}.{{{}}} or {}",
+            LATENCIES.join("|"),
+            STATS.join("|"),
+            SCALARS.join(", ")
+        ))
+    }
+}
+
 impl Threshold {
     /// The budget alert: cost below `share` of `budget`.
     pub fn budget(budget: f64, share: f64) -> Threshold {
@@ -197,18 +216,7 @@ impl FromStr for Threshold {
             .trim()
             .parse()
             .map_err(|_| format!("{s:?}: {:?} is not a number", num.trim()))?;
-        let known = SCALARS.contains(&metric.as_str())
-            || metric
-                .split_once('.')
-                .is_some_and(|(a, b)| LATENCIES.contains(&a) && STATS.contains(&b));
-        if !known {
-            return Err(format!(
-                "{s:?}: unknown metric {metric:?}; expected one of {}.{{{}}} or {}",
-                LATENCIES.join("|"),
-                STATS.join("|"),
-                SCALARS.join(", ")
-            ));
-        }
+        check_metric(&metric).map_err(|e| format!("{s:?}: {e}"))?;
         Ok(Threshold { metric, op, bound })
     }
 }

@@ -24,6 +24,9 @@ mod model;
 mod output;
 /// The simulator against closed-form queueing theory.
 mod queueing;
+/// Replications: the plain run at R = 1, the same bytes on any thread count, an interval
+/// that covers a known truth, the precision loop, thresholds on the means, every output.
+mod replications;
 /// Broken scenario and usage files get clear errors.
 mod scenario_errors;
 /// Helpers shared by the modules.
