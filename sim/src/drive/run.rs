@@ -804,6 +804,9 @@ async fn until_abort(ctl: &mut watch::Receiver<Phase>) {
     let _ = ctl.wait_for(|p| *p == Phase::Abort).await;
 }
 
+/// How long the target is given to finish the work of a phase before its CPU is sampled.
+pub(crate) const IDLE_SETTLE: Duration = Duration::from_millis(100);
+
 /// Results of the phases, for the report.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PhaseTimes {
@@ -820,6 +823,8 @@ pub(crate) struct PhaseTimes {
 pub(crate) trait Probe: Send + Sync {
     /// A sample of the target's CPU time, if measurable.
     fn target_cpu(&self) -> Option<Duration>;
+    /// How the target's CPU time is read (None: it is not, as against a `--target`).
+    fn cpu_clock(&self) -> Option<super::cpu::CpuClock>;
     /// Whether the target process is known to have exited.
     fn target_gone(&self) -> bool;
 }
@@ -827,14 +832,16 @@ pub(crate) trait Probe: Send + Sync {
 /// CPU and memory samples taken at phase boundaries.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Samples {
-    /// Target CPU at ramp start, `t0`, and the end of the grace.
-    pub target_cpu: [Option<Duration>; 3],
+    /// Target CPU at ramp start, `t0`, the end of the grace and the end of the departures.
+    pub target_cpu: [Option<Duration>; 4],
     /// Driver CPU at ramp start, `t0`, end of the grace.
     pub driver_cpu: [Option<Duration>; 3],
     /// Driver RSS before the ramp and at `t0`.
     pub driver_rss: [Option<u64>; 2],
     /// Open sockets at `t0`.
     pub sockets_at_t0: u64,
+    /// Open sockets when the departures began (each one closes in them).
+    pub sockets_at_cut: u64,
 }
 
 /// How the run is shown while it runs.
@@ -1069,6 +1076,7 @@ pub(crate) async fn orchestrate(
     // 4. Cut (in order, also after a Ctrl-C; at once when the target went away or on a
     // second Ctrl-C).
     let cut_start = Instant::now();
+    samples.sockets_at_cut = ctx.state().open_sockets();
     let limit = match ctx.stopped() {
         None => Some(ctx.timeouts.leave + ctx.timeouts.connect + Duration::from_secs(1)),
         Some(Stop::Interrupted(_)) => Some(INTERRUPT_STOP),
@@ -1089,6 +1097,12 @@ pub(crate) async fn orchestrate(
         ctx.state().finalize_deliveries();
     }
     times.cut = cut_start.elapsed();
+    if samples.target_cpu[2].is_some() && ctx.stopped().is_none() {
+        // The last closes may still be torn down after their close frame: let the target
+        // go idle, so that the sample covers the departures' whole work.
+        tokio::time::sleep(IDLE_SETTLE).await;
+        samples.target_cpu[3] = probe.target_cpu();
+    }
     ctrl_c.abort();
     watchdog.abort();
     if let Some(t) = ticker {
