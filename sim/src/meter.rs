@@ -723,12 +723,39 @@ impl Meter {
     /// with the formula and every input's source. `counted` says how the feeder counted.
     pub fn sources(&self, costs: &EventCosts, counted: &Counted) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
+        self.request_sources(&mut out, costs, counted);
+        out.insert(
+            "do_active_seconds".into(),
+            self.active_source(costs, counted),
+        );
+        out.insert(
+            "do_idle_tail_seconds".into(),
+            if self.setup.hibernation {
+                "0 under hibernation".to_string()
+            } else {
+                line(
+                    "gaps between a room object's last socket and its next, capped at the idle tail",
+                    &[
+                        ("gaps", &counted.object_time),
+                        ("idle tail", &Source::scenario("platform.idle_tail")),
+                    ],
+                )
+            },
+        );
+        self.storage_sources(&mut out, counted);
+        out
+    }
+
+    /// Requests, CPU, connects and messages.
+    fn request_sources(
+        &self,
+        out: &mut BTreeMap<String, String>,
+        costs: &EventCosts,
+        counted: &Counted,
+    ) {
         let mut put = |k: &str, v: String| {
             out.insert(k.to_string(), v);
         };
-        let n = &self.counts;
-        let st = &self.setup.storage;
-        let storage = |key: &str| Source::scenario(key);
         put(
             "worker_requests",
             line("", &[("", &counted.worker_requests)]),
@@ -766,66 +793,44 @@ impl Meter {
             "do_websocket_messages_out",
             line("", &[("", &counted.messages_out)]),
         );
-        put("do_active_seconds", self.active_source(costs, counted));
-        put(
-            "do_idle_tail_seconds",
-            if self.setup.hibernation {
-                "0 under hibernation".to_string()
-            } else {
-                line(
-                    "gaps between a room object's last socket and its next, capped at the idle tail",
-                    &[
-                        ("gaps", &counted.object_time),
-                        ("idle tail", &storage("platform.idle_tail")),
-                    ],
-                )
-            },
-        );
-        put(
-            "sqlite_rows_read",
+    }
+
+    /// Rows read, written and stored (always the scenario's rates).
+    fn storage_sources(&self, out: &mut BTreeMap<String, String>, counted: &Counted) {
+        let (n, st) = (&self.counts, &self.setup.storage);
+        let per_join = Source::scenario("persistence.rows_read_per_join");
+        let per_message = Source::scenario("persistence.rows_written_per_message");
+        let per_change = Source::scenario("platform.lobby_rows_written_per_change");
+        out.insert(
+            "sqlite_rows_read".into(),
             line(
                 &format!("{} joins × {} rows", n.joins, st.rows_read_per_join),
-                &[
-                    ("joins", &counted.joins),
-                    ("rows per join", &storage("persistence.rows_read_per_join")),
-                ],
+                &[("joins", &counted.joins), ("rows per join", &per_join)],
             ),
         );
-        let per_message = storage("persistence.rows_written_per_message");
-        let per_change = storage("platform.lobby_rows_written_per_change");
-        put(
-            "sqlite_rows_written",
-            if self.setup.lobby {
-                line(
-                    &format!(
-                        "{} messages × {} rows, plus {} changes of the lobby's state × {} rows",
-                        self.messages_stored,
-                        st.rows_written_per_message,
-                        n.lobby_changes,
-                        st.lobby_rows_per_change
-                    ),
-                    &[
-                        ("messages", &counted.messages_in),
-                        ("rows per message", &per_message),
-                        ("lobby changes", &counted.lobby),
-                        ("rows per change", &per_change),
-                    ],
-                )
-            } else {
-                line(
-                    &format!(
-                        "{} messages × {} rows",
-                        self.messages_stored, st.rows_written_per_message
-                    ),
-                    &[
-                        ("messages", &counted.messages_in),
-                        ("rows per message", &per_message),
-                    ],
-                )
-            },
+        let messages = format!(
+            "{} messages × {} rows",
+            self.messages_stored, st.rows_written_per_message
         );
-        put(
-            "sqlite_stored_gb_months",
+        let mut inputs = vec![
+            ("messages", &counted.messages_in),
+            ("rows per message", &per_message),
+        ];
+        let written = if self.setup.lobby {
+            inputs.extend([
+                ("lobby changes", &counted.lobby),
+                ("rows per change", &per_change),
+            ]);
+            format!(
+                "{messages}, plus {} changes of the lobby's state × {} rows",
+                n.lobby_changes, st.lobby_rows_per_change
+            )
+        } else {
+            messages
+        };
+        out.insert("sqlite_rows_written".into(), line(&written, &inputs));
+        out.insert(
+            "sqlite_stored_gb_months".into(),
             line(
                 "each message's rows × persistence.row_bytes, for the time they are kept within the window (until persistence.retention or the window's end), ÷ a 30-day month",
                 &[
@@ -834,7 +839,6 @@ impl Meter {
                 ],
             ),
         );
-        out
     }
 
     fn active_source(&self, c: &EventCosts, counted: &Counted) -> String {

@@ -196,16 +196,178 @@ pub(crate) fn measure(
             details: None,
         };
     };
-    let ramp_cpu = delta(samples, 0, 1);
-    let window_cpu = delta(samples, 1, 2);
-    let departures_cpu = delta(samples, 2, 3);
-    let closes = samples.sockets_at_cut;
-    let worker = per_event(probe.cpu, probe.requests, "probe requests", "probe", clock);
-    let connect = per_event(ramp_cpu, n.ramp_connects, "connects", "ramp", clock);
-    let close = per_event(departures_cpu, closes, "closes", "departures", clock);
-    let message = per_message(s, window_cpu, n, &connect, &close, clock, lobby);
-    let scenario = EventCosts::from_scenario(s, None);
-    let modelled = |c: &Cost, why: &str| match &c.source {
+    let f = Figures::read(s, clock, samples, probe, n, lobby);
+    let (costs, not_measured) = f.costs(s, probe, n, lobby);
+    Measurement {
+        costs,
+        details: Some(f.details(probe, n, not_measured)),
+    }
+}
+
+/// Each phase's CPU and the per-event figure it gives (ms), or why it gives none.
+struct Figures {
+    clock: CpuClock,
+    ramp: Option<Duration>,
+    window: Option<Duration>,
+    departures: Option<Duration>,
+    /// Sockets closed in the departures.
+    closes: u64,
+    worker: Result<f64, String>,
+    connect: Result<f64, String>,
+    close: Result<f64, String>,
+    /// With how it was derived.
+    message: Result<(f64, String), String>,
+    /// Recipients per message in the window.
+    recipients: Option<f64>,
+}
+
+impl Figures {
+    fn read(
+        s: &Scenario,
+        clock: CpuClock,
+        samples: &Samples,
+        probe: &WorkerProbe,
+        n: &PhaseCounts,
+        lobby: bool,
+    ) -> Figures {
+        let (ramp, window) = (delta(samples, 0, 1), delta(samples, 1, 2));
+        let departures = delta(samples, 2, 3);
+        let closes = samples.sockets_at_cut;
+        let worker = per_event(probe.cpu, probe.requests, "probe requests", "probe", clock);
+        let connect = per_event(ramp, n.ramp_connects, "connects", "ramp", clock);
+        let close = per_event(departures, closes, "closes", "departures", clock);
+        let message = per_message(s, window, n, &connect, &close, clock, lobby);
+        Figures {
+            clock,
+            ramp,
+            window,
+            departures,
+            closes,
+            worker,
+            connect,
+            close,
+            message,
+            recipients: (n.window_messages > 0)
+                .then(|| n.window_deliveries as f64 / n.window_messages as f64),
+        }
+    }
+
+    /// The costs to bill, and what could not be measured.
+    fn costs(
+        &self,
+        s: &Scenario,
+        probe: &WorkerProbe,
+        n: &PhaseCounts,
+        lobby: bool,
+    ) -> (EventCosts, Vec<String>) {
+        let scenario = EventCosts::from_scenario(s, None);
+        let mut not_measured = Vec::new();
+        let mut fallback = |what: &str, why: &str, c: &Cost| {
+            not_measured.push(format!("{what}: {why}"));
+            modelled(c, why)
+        };
+        let measured = |v: f64, how: String| Cost::new(v, Source::Measured(how));
+        let worker_cpu_ms = match &self.worker {
+            Ok(w) => measured(*w, format!(
+                "workerd's CPU over {} requests the Worker answered alone before the ramp (the join route without an Upgrade header: 426), {w:.4} ms each ({})",
+                probe.requests,
+                self.clock.label()
+            )),
+            Err(why) => fallback("the Worker's CPU per request", why, &scenario.worker_cpu_ms),
+        };
+        let connect = match (&self.connect, &self.worker) {
+            (Ok(c), Ok(w)) => measured((c - w).max(0.0) / 1e3, format!(
+                "workerd's CPU per connect in the ramp ({c:.4} ms over {} connects, first connects creating their objects), less the Worker's share ({w:.4} ms)",
+                n.ramp_connects
+            )),
+            (Ok(c), Err(_)) => measured(c / 1e3, format!(
+                "workerd's CPU per connect in the ramp ({c:.4} ms over {} connects), all of it: the Worker's share was not measured, so the Worker's CPU is billed as modelled besides (counted twice, on the safe side)",
+                n.ramp_connects
+            )),
+            (Err(why), _) => fallback("CPU per connect", why, &scenario.connect),
+        };
+        let (message, per_recipient) = match &self.message {
+            Ok((m, how)) => (
+                measured(m / 1e3, how.clone()),
+                measured(
+                    0.0,
+                    format!(
+                    "included in the per-message figure, measured at {:.2} recipients per message",
+                    self.recipients.unwrap_or(0.0)
+                ),
+                ),
+            ),
+            Err(why) => (
+                fallback("CPU per message", why, &scenario.message),
+                modelled(&scenario.per_recipient, why),
+            ),
+        };
+        let close = match &self.close {
+            Ok(c) => measured(c / 1e3, format!(
+                "workerd's CPU in the final departures ÷ their {} closes ({c:.4} ms each: the leave frame and the close{})",
+                self.closes,
+                if lobby { ", with the lobby's leave RPC and any promotion" } else { "" }
+            )),
+            Err(why) => fallback("CPU per close", why, &scenario.close),
+        };
+        let rpc = if !lobby {
+            scenario.rpc.clone()
+        } else if s.platform.hibernation && self.connect.is_ok() && self.close.is_ok() {
+            measured(0.0, "included in the measured connect and close figures (the lobby runs in the same workerd, in those phases)".into())
+        } else {
+            modelled(
+                &scenario.rpc,
+                "a lobby RPC's CPU cannot be told apart, in one drive, from the connect or close it serves",
+            )
+        };
+        let costs = EventCosts {
+            worker_cpu_ms,
+            connect,
+            message,
+            per_recipient,
+            close,
+            rpc,
+        };
+        (costs, not_measured)
+    }
+
+    /// The `drive.cpu` block.
+    fn details(
+        &self,
+        probe: &WorkerProbe,
+        n: &PhaseCounts,
+        not_measured: Vec<String>,
+    ) -> CpuDetails {
+        let cpu = |d: Option<Duration>| round3(d.map_or(0.0, ms));
+        let fig = |r: &Result<f64, String>| r.as_ref().ok().map(|v| round_to(*v, 5));
+        CpuDetails {
+            source: self.clock.source().into(),
+            clock: self.clock.label().into(),
+            probe_requests: probe.requests,
+            probe_cpu_ms: cpu(probe.cpu),
+            ramp_cpu_ms: cpu(self.ramp),
+            ramp_connects: n.ramp_connects,
+            window_cpu_ms: cpu(self.window),
+            window_connects: n.window_connects,
+            window_messages_in: n.window_messages,
+            window_deliveries: n.window_deliveries,
+            window_closes: n.window_closes,
+            departures_cpu_ms: self.departures.map(|d| round3(ms(d))),
+            departures_closes: self.closes,
+            cpu_ms_per_worker_request: fig(&self.worker),
+            cpu_ms_per_connect: fig(&self.connect),
+            cpu_ms_per_message: self.message.as_ref().ok().map(|(v, _)| round_to(*v, 5)),
+            cpu_ms_per_close: fig(&self.close),
+            mean_recipients: self.recipients.map(|k| round_to(k, 3)),
+            method: "workerd runs the Worker, every object, the lobby and the registry on one thread, idle between phases: each phase's CPU is the work of its events. Per Worker request: the probe's CPU ÷ its requests; per connect: the ramp's CPU ÷ its upgrades (the ramp has no messages); per close: the final departures' CPU ÷ the sockets they closed; per message (fan-out included): the window's CPU less its connects and closes at those rates, ÷ its inbound messages. Billed: Worker CPU = requests × the probe's figure; under the Hibernation API, object time = events × their CPU (a connect's less the Worker's share), CPU standing for handling time; figures of this machine's local workerd, not of Cloudflare's edge".into(),
+            not_measured,
+        }
+    }
+}
+
+/// The scenario's cost `c`, saying why it stands.
+fn modelled(c: &Cost, why: &str) -> Cost {
+    match &c.source {
         Source::Modelled { key, .. } => Cost::new(
             c.value,
             Source::Modelled {
@@ -214,115 +376,6 @@ pub(crate) fn measure(
             },
         ),
         _ => c.clone(),
-    };
-    let mut not_measured = Vec::new();
-    let mut fallback = |what: &str, why: &str, c: &Cost| {
-        not_measured.push(format!("{what}: {why}"));
-        modelled(c, why)
-    };
-    let clock_name = clock.label();
-    let worker_cpu_ms = match &worker {
-        Ok(w) => Cost::new(
-            *w,
-            Source::Measured(format!(
-                "workerd's CPU over {} requests the Worker answered alone before the ramp (the join route without an Upgrade header: 426), {w:.4} ms each ({clock_name})",
-                probe.requests
-            )),
-        ),
-        Err(why) => fallback("the Worker's CPU per request", why, &scenario.worker_cpu_ms),
-    };
-    let connect_cost = match (&connect, &worker) {
-        (Ok(c), Ok(w)) => Cost::new(
-            (c - w).max(0.0) / 1e3,
-            Source::Measured(format!(
-                "workerd's CPU per connect in the ramp ({c:.4} ms over {} connects, first connects creating their objects), less the Worker's share ({w:.4} ms)",
-                n.ramp_connects
-            )),
-        ),
-        (Ok(c), Err(_)) => Cost::new(
-            c / 1e3,
-            Source::Measured(format!(
-                "workerd's CPU per connect in the ramp ({c:.4} ms over {} connects), all of it: the Worker's share was not measured, so the Worker's CPU is billed as modelled besides (counted twice, on the safe side)",
-                n.ramp_connects
-            )),
-        ),
-        (Err(why), _) => fallback("CPU per connect", why, &scenario.connect),
-    };
-    let k = (n.window_messages > 0).then(|| n.window_deliveries as f64 / n.window_messages as f64);
-    let (message_cost, recipient_cost) = match &message {
-        Ok((m, how)) => (
-            Cost::new(m / 1e3, Source::Measured(how.clone())),
-            Cost::new(
-                0.0,
-                Source::Measured(format!(
-                    "included in the per-message figure, measured at {:.2} recipients per message",
-                    k.unwrap_or(0.0)
-                )),
-            ),
-        ),
-        Err(why) => (
-            fallback("CPU per message", why, &scenario.message),
-            modelled(&scenario.per_recipient, why),
-        ),
-    };
-    let close_cost = match &close {
-        Ok(c) => Cost::new(
-            c / 1e3,
-            Source::Measured(format!(
-                "workerd's CPU in the final departures ÷ their {closes} closes ({c:.4} ms each: the leave frame and the close{})",
-                if lobby { ", with the lobby's leave RPC and any promotion" } else { "" }
-            )),
-        ),
-        Err(why) => fallback("CPU per close", why, &scenario.close),
-    };
-    let rpc_cost = if !lobby {
-        scenario.rpc.clone()
-    } else if s.platform.hibernation && connect.is_ok() && close.is_ok() {
-        Cost::new(
-            0.0,
-            Source::Measured(
-                "included in the measured connect and close figures (the lobby runs in the same workerd, in those phases)"
-                    .into(),
-            ),
-        )
-    } else {
-        modelled(
-            &scenario.rpc,
-            "a lobby RPC's CPU cannot be told apart, in one drive, from the connect or close it serves",
-        )
-    };
-    let details = CpuDetails {
-        source: clock.source().into(),
-        clock: clock_name.into(),
-        probe_requests: probe.requests,
-        probe_cpu_ms: round3(probe.cpu.map_or(0.0, ms)),
-        ramp_cpu_ms: round3(ramp_cpu.map_or(0.0, ms)),
-        ramp_connects: n.ramp_connects,
-        window_cpu_ms: round3(window_cpu.map_or(0.0, ms)),
-        window_connects: n.window_connects,
-        window_messages_in: n.window_messages,
-        window_deliveries: n.window_deliveries,
-        window_closes: n.window_closes,
-        departures_cpu_ms: departures_cpu.map(|d| round3(ms(d))),
-        departures_closes: closes,
-        cpu_ms_per_worker_request: worker.as_ref().ok().map(|v| round_to(*v, 5)),
-        cpu_ms_per_connect: connect.as_ref().ok().map(|v| round_to(*v, 5)),
-        cpu_ms_per_message: message.as_ref().ok().map(|(v, _)| round_to(*v, 5)),
-        cpu_ms_per_close: close.as_ref().ok().map(|v| round_to(*v, 5)),
-        mean_recipients: k.map(|k| round_to(k, 3)),
-        method: "workerd runs the Worker, every object, the lobby and the registry on one thread, idle between phases: each phase's CPU is the work of its events. Per Worker request: the probe's CPU ÷ its requests; per connect: the ramp's CPU ÷ its upgrades (the ramp has no messages); per close: the final departures' CPU ÷ the sockets they closed; per message (fan-out included): the window's CPU less its connects and closes at those rates, ÷ its inbound messages. Billed: Worker CPU = requests × the probe's figure; under the Hibernation API, object time = events × their CPU (a connect's less the Worker's share), CPU standing for handling time; figures of this machine's local workerd, not of Cloudflare's edge".into(),
-        not_measured,
-    };
-    Measurement {
-        costs: EventCosts {
-            worker_cpu_ms,
-            connect: connect_cost,
-            message: message_cost,
-            per_recipient: recipient_cost,
-            close: close_cost,
-            rpc: rpc_cost,
-        },
-        details: Some(details),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Drive: the scenario's own seeded plan over real WebSockets, at the project's Worker (a
 //! local `workerd` or a deployment), measured as honestly as a load generator can.
 //!
-//! # What a run does
+//! # What a run does, and where
 //!
 //! 1. **Plan** ([`plan`]): the stretch `[from, from + duration × speedup)` of scenario time,
 //!    from the same [`Workload`] the simulator executes. Sessions in progress at `from`
@@ -9,12 +9,18 @@
 //!    occupancy; sessions arriving in the stretch start on schedule (open workload); every
 //!    message has an intended send time from its session's own random stream. Room choice
 //!    is the simulator's ("fill" included: the lowest room with an unclaimed seat).
-//! 2. **Run** ([`run`]): one task per session on one tokio runtime, so every member of a
-//!    room shares one monotonic clock; phases ramp → window → grace → departures.
-//! 3. **Reconcile** ([`reconcile`]): the Worker's stats before and after, against the
+//! 2. **Start** (this module, [`drive`]): a local workerd ([`local`]) or a `--target`
+//!    ([`client`]); the Worker's stats before the run ([`stats`]); with `--local`, a probe
+//!    of the Worker's own CPU per request (`cpu`).
+//! 3. **Run** (`run`, recording into `state`): one task per session on one tokio runtime,
+//!    so every member of a room shares one monotonic clock; phases ramp → window → grace →
+//!    departures, workerd's CPU read at each boundary.
+//! 4. **Reconcile** ([`reconcile`]): the Worker's stats before and after, against the
 //!    driver's own counts.
-//! 4. **Report**: the shape `dosim simulate` produces ([`Report`], `mode: "drive"`), priced
-//!    and projected onto a month, with a `drive` block ([`DriveDetails`]).
+//! 5. **Report** (`report`): per-event costs from workerd's CPU (`cpu`), the usage through
+//!    the meter and its monthly projection (`usage`, with [`crate::meter`] and
+//!    [`crate::projection`]), then the shape `dosim simulate` produces ([`Report`], `mode:
+//!    "drive"`) with a `drive` block ([`DriveDetails`], [`crate::report::drive`]).
 //!
 //! # Measurements
 //!
@@ -38,23 +44,37 @@
 //! knows them when it writes the message (a member is seated from its `joined` until it
 //! starts to leave).
 //!
-//! # The `drive` block of the report
+//! The keys of the `drive` block are documented in `sim/REPORT.md`.
 //!
-//! | key | meaning |
-//! |---|---|
-//! | `target`, `status`, `stopped` | the endpoint; `complete`, `target_down` or `interrupted`, and why |
-//! | `local` | with `--local`: workerd's pid, its `DOSIM_*` settings, whether `npm ci`/`npm run build` ran |
-//! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real, as run), `covered_scenario_seconds` (the scenario time the window covered, less than `planned_scenario_seconds` when the run stopped early: every monthly figure is projected from it), `cut_short`, `stopped_during` (`start`, `ramp`, `window`, `grace` or `departures`; absent when the run ended normally), real `ramp_seconds`, `grace_seconds` (it ends once nothing is in flight) and its limit `grace_limit_seconds` (`--grace`), `cut_seconds`, `started_at_unix_ms` |
-//! | `carried`, `arrivals` | planned, started, failed, upgraded, admitted, queued, rejected sessions of each group |
-//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP, TLS for `wss://`, HTTP upgrade), `carried_connect` (the carried sessions' connects, during the ramp) and `window_connect` (the arriving sessions'): together `latency_ms.connect` |
-//! | `deliveries` | `expected`, `received` (= the Worker's `messages_out`), `received_expected`, `missed` = `missed_connected` (recipient stayed: a loss) + `missed_departing` (recipient's leave raced the message), `unexpected` (recipient seated before its `joined` arrived), `duplicated`, `unknown` |
-//! | `faults` | by category: `connect_refused`, `connect_timeout`, `connect_reset`, `connect_error`, `tls_error` (TLS handshake, e.g. an unknown CA), `upgrade_4xx`, `upgrade_5xx`, `handshake_error`, `answer_timeout` (no first frame), `dropped` (connection lost without a close frame), `server_close_<code>` (an unexpected close code, e.g. 1011, 1012), `leave_timeout`, `send_error`, `error_frame_<code>`, `unparsable_frame`, `unexpected_frame`, `protocol_error`, `aborted_before_answer` |
-//! | `usage_sources` | for each usage line: measured by the driver, or modelled (and from what) |
-//! | `projection` | inputs of the monthly factor (see below) |
-//! | `cpu` | with `--local`: workerd CPU in the ramp (connects only) and the window; `cpu_ms_per_connect`, `cpu_ms_per_message` — the calibration figures for `platform.worker_cpu_ms_per_connect` and the service times |
-//! | `driver` | the driver's own CPU per message, peak sockets, RSS per connection, open-file limit |
-//! | `reconciliation` | `ok` (no difference, no restart), every `check` (driver vs Worker), `differences`, `object_differences`, `restarts` (counters lost), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `connections_after`; after a Ctrl-C that had to close sockets without waiting for the Worker (a second Ctrl-C, or an orderly stop longer than 5 s), the checks that differ are in `not_comparable` with `not_comparable_reason` instead of `differences` |
-//! | `warnings` | e.g. few arrivals in the window, limits that differ from the scenario |
+//! # Usage lines
+//!
+//! The meter ([`crate::meter`]) bills what the driver counted: connects, Worker requests,
+//! inbound and outbound messages (checked against the Worker's stats); lobby RPCs and
+//! changes follow from them (1 RPC per join, departure and promotion in lobby mode, as the
+//! Worker does); object time under `accept()` is the union of the driver's open sockets per
+//! object. Worker CPU and, under the Hibernation API, object busy time are counts × a cost
+//! per event: with `--local` measured from workerd's CPU (`cpu`: per Worker request, connect,
+//! message with its fan-out, close), against a `--target` the scenario's
+//! (`platform.worker_cpu_ms_per_connect`, the means of `platform.service`) — nothing is
+//! measured on the server side there. `drive.usage_sources` says, line by line, which input
+//! was measured, which modelled, and from what. Storage rows are always the scenario's (the
+//! Worker stores no messages).
+//!
+//! # Local workerd is one thread
+//!
+//! workerd (1.20260426.1) runs the Worker, every Durable Object, the lobby, the registry and
+//! all socket I/O on **one thread** — one KJ event loop, one isolate per service
+//! (`src/workerd/server/workerd.c++:1559`, `server.c++:4662`, `server.c++:4321-4325`; no
+//! option for more). Two busy objects finish together at the sum of their times, and a
+//! trivial request waits behind another object's handler. Locally the whole deployment is
+//! one FIFO server: `per-room` and `sharded-N` cannot show the parallelism they have on
+//! Cloudflare, where each object runs independently; they differ here only in per-event
+//! cost (new objects, lobby RPCs). Compare a local drive with the Cloudflare model at low
+//! total load only (well under one core); local latency includes queueing behind other
+//! objects' events, and the per-event CPU is mostly workerd's C++ runtime (this machine:
+//! connect ≈ 0.45–0.9 ms, a new object + 0.7–1.5 ms, message ≈ 50 µs + 37 µs per
+//! recipient, close ≈ 0.2 ms), not the JavaScript CPU Cloudflare bills. `sim/REPORT.md`
+//! ("Local workerd") has the evidence.
 //!
 //! # Monthly projection
 //!
@@ -63,10 +83,11 @@
 //! divided by the plan's session-seconds inside the covered scenario time. In steady state
 //! usage grows with occupancy (messages, object time), so the window's usage per occupied
 //! second is taken as the month's. The lines that follow sessions — connects, Worker
-//! requests and CPU, the lobby's RPCs and storage rows — are projected per session instead:
-//! the expected arrivals of a 30-day month × what each session the driver started (carried
-//! and arriving) made, because a short window at the scenario's real rate holds few
-//! arrivals, and at a busy hour arrivals outpace occupancy. Admission losses
+//! requests and CPU, the lobby's RPCs and storage rows, and the object time of connects,
+//! closes and lobby RPCs — are projected per session instead: the expected arrivals of a
+//! 30-day month × what each session the driver started (carried and arriving) made,
+//! because a short window at the scenario's real rate holds few arrivals, and at a busy
+//! hour arrivals outpace occupancy ([`crate::projection`] has both rules). Admission losses
 //! in the run are assumed for the whole month.
 //!
 //! A run stopped early (Ctrl-C, the target gone) projects from what it covered: the
@@ -77,15 +98,6 @@
 //! nothing: there is no projection (`drive.projection.factor` null), the monthly usage and
 //! bill are zeros and are not shown as a bill, and a threshold on `monthly_cost_usd` has no
 //! data.
-//!
-//! # Usage lines
-//!
-//! Connects, Worker requests, inbound and outbound messages are counted by the driver (and
-//! checked against the Worker's stats); lobby RPCs follow from them (1 per join, departure
-//! and promotion in lobby mode, as the Worker does); object time without hibernation is the
-//! union of the driver's open sockets per object; with hibernation it is modelled from the
-//! scenario's service times, as the simulator does; Worker CPU is the scenario's
-//! `worker_cpu_ms_per_connect` per request (the measured workerd CPU is in `drive.cpu`).
 
 pub mod client;
 mod cpu;
