@@ -14,6 +14,10 @@
 //!    object, then is delivered to every other member of the room (latency per recipient);
 //! 4. the user leaves after its session length; a queued user gives up when its patience
 //!    runs out. Each departure may promote queued users.
+//!
+//! Every billable platform event (the Worker request, an accepted connect, a message and its
+//! fan-out, a close, a lobby RPC or change of its state, each served event's service time, a
+//! socket opening or closing) is fed to the [`Meter`], which alone turns them into usage.
 
 use std::collections::BTreeSet;
 

@@ -191,6 +191,8 @@ pub(crate) fn measure(
     lobby: bool,
 ) -> Measurement {
     let Some(clock) = clock else {
+        // The seam for a calibration file: its `EventCosts` (each `Source::Calibrated`)
+        // would stand here in place of the scenario's.
         return Measurement {
             costs: EventCosts::from_scenario(s, Some(REMOTE)),
             details: None,

@@ -401,23 +401,8 @@ pub fn drive(
                 .filter(|s| !s.is_empty()),
         ),
         None => {
-            let workers = local::find_workers_dir(opts.workers.as_deref())?;
-            let built = local::ensure_built(&workers)?;
-            let settings = LocalSettings::for_scenario(scenario);
-            let w = LocalWorkerd::spawn(&workers, &settings)?;
-            let mut shown: BTreeMap<String, String> = settings.env().into_iter().collect();
-            shown.insert("DOSIM_STATS_TOKEN".into(), "(random, hidden)".into());
-            local_details = Some(LocalDetails {
-                pid: w.pid(),
-                settings: shown,
-                built: [
-                    built.installed.then(|| "npm ci".to_string()),
-                    built.built.then(|| "npm run build".to_string()),
-                ]
-                .into_iter()
-                .flatten()
-                .collect(),
-            });
+            let (w, details) = start_local(scenario, opts)?;
+            local_details = Some(details);
             let t = (w.target(), Some(w.token().to_string()));
             workerd = Some(w);
             t
@@ -447,6 +432,31 @@ pub fn drive(
         w.stop();
     }
     result
+}
+
+/// Build the Worker if needed and start it on a local workerd with the scenario's settings.
+fn start_local(
+    scenario: &Scenario,
+    opts: &Options,
+) -> Result<(LocalWorkerd, LocalDetails), DriveError> {
+    let workers = local::find_workers_dir(opts.workers.as_deref())?;
+    let built = local::ensure_built(&workers)?;
+    let settings = LocalSettings::for_scenario(scenario);
+    let w = LocalWorkerd::spawn(&workers, &settings)?;
+    let mut shown: BTreeMap<String, String> = settings.env().into_iter().collect();
+    shown.insert("DOSIM_STATS_TOKEN".into(), "(random, hidden)".into());
+    let details = LocalDetails {
+        pid: w.pid(),
+        settings: shown,
+        built: [
+            built.installed.then(|| "npm ci".to_string()),
+            built.built.then(|| "npm run build".to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
+    Ok((w, details))
 }
 
 struct Input<'a> {

@@ -337,6 +337,18 @@ impl DriveDetails {
     /// The drive section of the text summary.
     pub fn render_text(&self) -> String {
         let mut o = String::new();
+        self.render_time(&mut o);
+        self.render_sessions(&mut o);
+        self.render_costs(&mut o);
+        self.render_reconciliation(&mut o);
+        for w in &self.warnings {
+            let _ = writeln!(o, "  warning: {w}");
+        }
+        o
+    }
+
+    /// The target, the status and the time mapping.
+    fn render_time(&self, o: &mut String) {
         let t = &self.time;
         let _ = writeln!(o, "\nDrive: {} · status {}", self.target, self.status);
         if let Some(s) = &self.stopped {
@@ -376,6 +388,10 @@ impl DriveDetails {
             t.cut_seconds
         );
         let _ = writeln!(o, "  from: {}", t.from_reason);
+    }
+
+    /// Sessions, deliveries, connect latency and faults.
+    fn render_sessions(&self, o: &mut String) {
         let c = &self.carried;
         let _ = writeln!(
             o,
@@ -423,6 +439,10 @@ impl DriveDetails {
                 .collect();
             let _ = writeln!(o, "  faults: {}", list.join(", "));
         }
+    }
+
+    /// The target's CPU, where the usage came from, the driver's own cost.
+    fn render_costs(&self, o: &mut String) {
         if let Some(cpu) = &self.cpu {
             let _ = writeln!(
                 o,
@@ -474,6 +494,10 @@ impl DriveDetails {
             dr.peak_open_sockets,
             opt(dr.rss_bytes_per_connection.map(|b| b / 1024.0), 1)
         );
+    }
+
+    /// The reconciliation with the Worker's stats.
+    fn render_reconciliation(&self, o: &mut String) {
         match &self.reconciliation {
             None => {
                 let _ = writeln!(o, "  reconciliation: not done (see the warnings)");
@@ -527,10 +551,6 @@ impl DriveDetails {
                 );
             }
         }
-        for w in &self.warnings {
-            let _ = writeln!(o, "  warning: {w}");
-        }
-        o
     }
 }
 
