@@ -71,7 +71,7 @@
 //! Cloudflare, where each object runs independently; they differ here only in per-event
 //! cost (new objects, lobby RPCs). Compare a local drive with the Cloudflare model at low
 //! total load only (well under one core); local latency includes queueing behind other
-//! objects' events, and the per-event CPU is mostly workerd's C++ runtime (this machine:
+//! objects' events, and the per-event CPU is mostly workerd's C++ runtime (this machine, closed loop:
 //! connect ≈ 0.45–0.9 ms, a new object + 0.7–1.5 ms, message ≈ 50 µs + 37 µs per
 //! recipient, close ≈ 0.2 ms), not the JavaScript CPU Cloudflare bills. `sim/REPORT.md`
 //! ("Local workerd") has the evidence.
