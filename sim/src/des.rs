@@ -14,10 +14,15 @@
 //!    object, then is delivered to every other member of the room (latency per recipient);
 //! 4. the user leaves after its session length; a queued user gives up when its patience
 //!    runs out. Each departure may promote queued users.
+//!
+//! Every billable platform event (the Worker request, an accepted connect, a message and its
+//! fan-out, a close, a lobby RPC or change of its state, each served event's service time, a
+//! socket opening or closing) is fed to the [`Meter`], which alone turns them into usage.
 
 use std::collections::BTreeSet;
 
 pub use crate::events::EventList;
+use crate::meter::{BusyBasis, EventCosts, Meter, Setup, Work};
 use crate::metrics::{Gauges, Latency, TimeSeries};
 use crate::model::admission::{Admission, JoinOutcome, LeaveOutcome, Promotion, RejectReason};
 use crate::model::object::{Object, OverloadRule, Served};
@@ -132,23 +137,15 @@ impl Draws {
         self.object_object.sample(&mut self.rng)
     }
     #[inline]
-    fn service(&mut self, kind: ServiceKind) -> u64 {
+    fn service(&mut self, kind: Work) -> u64 {
         let s = match kind {
-            ServiceKind::Connect => &self.connect,
-            ServiceKind::Message => &self.message,
-            ServiceKind::Rpc => &self.rpc,
-            ServiceKind::Close => &self.close,
+            Work::Connect => &self.connect,
+            Work::Message => &self.message,
+            Work::Rpc => &self.rpc,
+            Work::Close => &self.close,
         };
         s.sample(&mut self.rng)
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum ServiceKind {
-    Connect,
-    Message,
-    Rpc,
-    Close,
 }
 
 /// Everything a finished simulation measured, before pricing.
@@ -192,8 +189,6 @@ pub struct Simulation<'a> {
     objects: Vec<Object>,
     lobby: Object,
     rule: OverloadRule,
-    hibernation: bool,
-    tail_ns: u64,
     sessions: Vec<Session>,
     free_slots: Vec<u32>,
     /// Seats claimed per room by sessions on their way in or seated (for "fill").
@@ -208,10 +203,10 @@ pub struct Simulation<'a> {
     out: Outcome,
     next_sample: u64,
     sample_every: u64,
-    rows_written_per_message: f64,
-    rows_read_per_join: f64,
-    stored_gb_months_per_row_ns: f64,
-    retention_ns: Option<u64>,
+    /// Billable usage: every platform event is fed to it.
+    meter: Meter,
+    /// What events cost (the Worker's CPU per request; busy time is drawn per event).
+    costs: EventCosts,
     object_used: Vec<bool>,
     lobby_used: bool,
     /// Scratch list of a room's recipients (reused to avoid an allocation per message).
@@ -261,8 +256,6 @@ impl<'a> Simulation<'a> {
                 max_queue_depth: p.overload.max_queue_depth,
                 max_queue_delay_ns: p.overload.max_queue_delay.map(|d| d.0),
             },
-            hibernation: p.hibernation,
-            tail_ns: p.idle_tail().0,
             sessions: Vec::new(),
             free_slots: Vec::new(),
             claimed: vec![0; rooms as usize],
@@ -278,12 +271,8 @@ impl<'a> Simulation<'a> {
             },
             next_sample: sample_every,
             sample_every,
-            rows_written_per_message: scenario.persistence.rows_written_per_message,
-            rows_read_per_join: scenario.persistence.rows_read_per_join,
-            stored_gb_months_per_row_ns: f64::from(scenario.persistence.row_bytes)
-                / 1e9
-                / (crate::scenario::MONTH_SECONDS as f64 * NS_PER_SEC as f64),
-            retention_ns: scenario.persistence.retention.map(|d| d.0),
+            meter: Meter::new(Setup::of(scenario, objects, use_lobby, BusyBasis::Drawn)),
+            costs: EventCosts::from_scenario(scenario, None),
             object_used: vec![false; objects as usize],
             lobby_used: false,
             members: Vec::new(),
@@ -386,9 +375,7 @@ impl<'a> Simulation<'a> {
         self.claim(room, 1);
         let sid = self.new_session(&plan, room, now);
         // The Worker: one request and its CPU, then on to the object.
-        let u = &mut self.out.usage.billable;
-        u.worker_requests += 1.0;
-        u.worker_cpu_ms += self.scenario.platform.worker_cpu_ms_per_connect;
+        self.meter.worker_request();
         let cpu_ns = (self.scenario.platform.worker_cpu_ms_per_connect * 1e6) as u64;
         let travel = cpu_ns + self.hop(sid);
         self.events
@@ -456,7 +443,7 @@ impl<'a> Simulation<'a> {
     }
 
     /// Offer a request to an object (index `None` = the lobby) and account for it.
-    fn serve(&mut self, now: u64, object: Option<u32>, service: u64) -> Served {
+    fn serve(&mut self, now: u64, object: Option<u32>, work: Work, service: u64) -> Served {
         self.out.usage.object_requests += 1;
         let o = match object {
             Some(i) => {
@@ -470,7 +457,10 @@ impl<'a> Simulation<'a> {
         };
         let r = o.serve(now, service, self.rule);
         match r {
-            Served::Done { wait_ns, .. } => self.out.object_queue.record_ns(wait_ns),
+            Served::Done { wait_ns, .. } => {
+                self.meter.busy(work, service);
+                self.out.object_queue.record_ns(wait_ns);
+            }
             Served::Overloaded => self.out.usage.overload_errors += 1,
         }
         r
@@ -481,15 +471,13 @@ impl<'a> Simulation<'a> {
             return;
         }
         let object = self.sess(s).object;
-        let service = self.draws.service(ServiceKind::Connect);
-        match self.serve(now, Some(object), service) {
+        let service = self.draws.service(Work::Connect);
+        match self.serve(now, Some(object), Work::Connect, service) {
             Served::Overloaded => {
                 let back = self.hop(s);
                 self.reject(now + back, s, RejectReason::Overloaded, false);
             }
-            Served::Done { done_ns, .. }
-                if self.objects[object as usize].sockets >= self.max_sockets =>
-            {
+            Served::Done { done_ns, .. } if self.meter.sockets(object) >= self.max_sockets => {
                 let back = self.hop(s);
                 self.reject(
                     done_ns.saturating_add(back),
@@ -499,8 +487,8 @@ impl<'a> Simulation<'a> {
                 );
             }
             Served::Done { done_ns, .. } => {
-                self.out.usage.billable.do_websocket_connects += 1.0;
-                if self.objects[object as usize].open_socket(now, self.tail_ns) {
+                self.meter.connect();
+                if self.meter.socket_opened(object, now) {
                     self.active_objects += 1;
                     self.out.usage.peak_active_objects = self
                         .out
@@ -524,9 +512,9 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let service = self.draws.service(ServiceKind::Rpc);
-        self.out.usage.billable.do_requests += 1.0;
-        match self.serve(now, None, service) {
+        let service = self.draws.service(Work::Rpc);
+        self.meter.lobby_rpc();
+        match self.serve(now, None, Work::Rpc, service) {
             Served::Overloaded => {
                 let back = self.draws.object_object() + self.hop(s);
                 // The room object closes the socket it had accepted.
@@ -631,7 +619,7 @@ impl<'a> Simulation<'a> {
         }
         self.out.sessions.admitted += 1;
         self.out.admission_wait.record_ns(now - arrival);
-        self.out.usage.billable.sqlite_rows_read += self.rows_read_per_join;
+        self.meter.joined();
         self.events.schedule(leave_at, Event::End(s));
         if first < leave_at {
             self.send(first, s);
@@ -682,10 +670,10 @@ impl<'a> Simulation<'a> {
         let recipients = self.members.len() as u64;
         let service = self
             .draws
-            .service(ServiceKind::Message)
+            .service(Work::Message)
             .saturating_add(self.draws.per_recipient.saturating_mul(recipients));
-        self.out.usage.billable.do_websocket_messages_in += 1.0;
-        match self.serve(now, Some(object), service) {
+        self.meter.message_in();
+        match self.serve(now, Some(object), Work::Message, service) {
             Served::Overloaded => self.out.messages_failed += 1,
             Served::Done { done_ns, .. } => {
                 self.out.messages_accepted += 1;
@@ -696,23 +684,10 @@ impl<'a> Simulation<'a> {
                         .record_ns(done_ns.saturating_add(back) - intended);
                 }
                 self.out.deliveries += recipients;
-                self.out.usage.billable.do_websocket_messages_out += recipients as f64;
-                self.persist(now);
+                self.meter.delivered(recipients);
+                self.meter.message_stored(now);
             }
         }
-    }
-
-    fn persist(&mut self, now: u64) {
-        if self.rows_written_per_message <= 0.0 {
-            return;
-        }
-        let u = &mut self.out.usage.billable;
-        u.sqlite_rows_written += self.rows_written_per_message;
-        let kept = self
-            .retention_ns
-            .map_or(self.end - now, |r| r.min(self.end - now));
-        u.sqlite_stored_gb_months +=
-            self.rows_written_per_message * self.stored_gb_months_per_row_ns * kept as f64;
     }
 
     // -- departures ---------------------------------------------------------------------------
@@ -745,10 +720,11 @@ impl<'a> Simulation<'a> {
             return;
         }
         let object = self.sess(s).object;
-        let service = self.draws.service(ServiceKind::Close);
+        let service = self.draws.service(Work::Close);
         // A close is not a billed request, but the object spends time on it; it is never
         // refused (the socket is gone either way).
-        let done = match self.serve(now, Some(object), service) {
+        self.meter.close();
+        let done = match self.serve(now, Some(object), Work::Close, service) {
             Served::Done { done_ns, .. } => done_ns,
             Served::Overloaded => now,
         };
@@ -766,9 +742,9 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let service = self.draws.service(ServiceKind::Rpc);
-        self.out.usage.billable.do_requests += 1.0;
-        let done = match self.serve(now, None, service) {
+        let service = self.draws.service(Work::Rpc);
+        self.meter.lobby_rpc();
+        let done = match self.serve(now, None, Work::Rpc, service) {
             Served::Done { done_ns, .. } => done_ns,
             // A lost leave would leak a seat forever; the Worker retries, so model it as
             // served late rather than lost.
@@ -793,7 +769,7 @@ impl<'a> Simulation<'a> {
             let mut notify = at.saturating_add(self.hop(p));
             if self.use_lobby {
                 // The lobby tells the room object by RPC, which tells the client.
-                self.out.usage.billable.do_requests += 1.0;
+                self.meter.lobby_rpc();
                 notify = notify.saturating_add(self.draws.object_object());
             }
             // A user who gave up already is not told: its close releases the seat.
@@ -808,15 +784,11 @@ impl<'a> Simulation<'a> {
     /// `changes` changes of the lobby's state, each writing its storage rows (lobby mode
     /// only; the single object keeps its global view in memory with its sockets).
     fn lobby_rows(&mut self, changes: usize) {
-        if self.use_lobby {
-            let rows = changes as f64 * self.scenario.platform.lobby_rows_written_per_change;
-            self.out.usage.billable.sqlite_rows_written += rows;
-            self.out.usage.lobby_rows_written += rows;
-        }
+        self.meter.lobby_changes(changes as u64);
     }
 
     fn close_socket(&mut self, now: u64, object: u32) {
-        if self.objects[object as usize].close_socket(now) {
+        if self.meter.socket_closed(object, now) {
             self.active_objects -= 1;
         }
     }
@@ -835,26 +807,11 @@ impl<'a> Simulation<'a> {
     }
 
     fn finish(&mut self) {
-        let end = self.end;
-        // u128: millions of objects, each up to the whole window, overflow u64 nanoseconds.
-        let mut active_ns: u128 = 0;
-        let mut tail_ns: u128 = 0;
-        for o in &mut self.objects {
-            o.finish(end, self.tail_ns);
-            active_ns += u128::from(if self.hibernation {
-                o.busy_ns
-            } else {
-                o.socket_ns
-            });
-            if !self.hibernation {
-                tail_ns += u128::from(o.tail_ns);
-            }
-        }
-        // The lobby holds no sockets: billed while it handles RPCs.
-        active_ns += u128::from(self.lobby.busy_ns);
+        self.meter.close_books(self.end);
+        let metered = self.meter.usage(&self.costs);
         let u = &mut self.out.usage;
-        u.billable.do_active_seconds = active_ns as f64 / NS_PER_SEC as f64;
-        u.billable.do_idle_tail_seconds = tail_ns as f64 / NS_PER_SEC as f64;
+        u.billable = metered.usage;
+        u.lobby_rows_written = metered.lobby_rows_written;
         u.objects_created =
             self.object_used.iter().filter(|&&b| b).count() as u64 + u64::from(self.lobby_used);
         for x in &self.sessions {
@@ -884,16 +841,6 @@ pub fn simulate_report(
     check_footprint(scenario, &[strategy])?;
     let o = simulate(scenario, strategy);
     let window = scenario.window.length.secs();
-    let factor = crate::scenario::MONTH_SECONDS as f64 / window;
-    let method = if (factor - 1.0).abs() < 1e-12 {
-        "the simulated window is a whole 30-day month (factor 1)".to_string()
-    } else {
-        format!(
-            "window usage × {} (a 30-day month ÷ the {} window), taking the window as representative of the month",
-            crate::metrics::round3(factor),
-            scenario.window.length
-        )
-    };
     let mut notes = vec![
         "latencies are simulated from the scenario's network and service-time distributions, not measured".to_string(),
         "the window starts with empty rooms (no warm-up), which lowers usage slightly in the first session length".to_string(),
@@ -941,8 +888,7 @@ pub fn simulate_report(
             duplicated: 0,
         },
         usage: o.usage,
-        projection: (method, factor),
-        per_session: None,
+        projection: crate::projection::Projection::by_window(scenario.window.length),
         timeseries: o.timeseries,
         extra_thresholds,
     })

@@ -14,13 +14,14 @@
 //!    The simulator and the WebSocket driver execute the same plan.
 //! 3. [`des`] runs the plan through the platform model: [`model::admission`] (limits, per-room
 //!    FIFO queues, rejections — one pure module shared with the Worker through test
-//!    vectors), [`model::object`] (single-threaded FIFO servers with an overload rule and a
-//!    billing state) and [`model::strategy`] (which object hosts which room), on the event
-//!    list of [`events`]. Time is integer nanoseconds; ties break by insertion order; the
-//!    same scenario and seed give the same bytes.
-//! 4. [`metrics`] collects latencies in HdrHistograms and the time series; the run's
-//!    [`usage::Usage`] is projected onto a 30-day month and priced by a versioned
-//!    [`pricing::PriceTable`] into a [`pricing::Bill`].
+//!    vectors), [`model::object`] (single-threaded FIFO servers with an overload rule) and
+//!    [`model::strategy`] (which object hosts which room), on the event list of [`events`].
+//!    Time is integer nanoseconds; ties break by insertion order; the same scenario and
+//!    seed give the same bytes.
+//! 4. [`metrics`] collects latencies in HdrHistograms and the time series; [`meter`] turns
+//!    the platform's events into billable [`usage::Usage`] (the driver feeds the same meter
+//!    from what it measured), [`projection`] projects it onto a 30-day month, and a
+//!    versioned [`pricing::PriceTable`] prices it into a [`pricing::Bill`].
 //! 5. [`report::Report`] holds it all in one shape for simulated and measured runs, checks
 //!    the [`threshold`]s, and renders text, JSON, CSV and Markdown.
 //! 6. [`replicate`] repeats a simulated run under independent seeds, in parallel and
@@ -52,9 +53,11 @@ pub mod error;
 pub mod events;
 pub mod footprint;
 pub mod interval;
+pub mod meter;
 pub mod metrics;
 pub mod model;
 pub mod pricing;
+pub mod projection;
 pub mod replicate;
 pub mod report;
 pub mod scenario;

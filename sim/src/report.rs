@@ -14,6 +14,8 @@ use crate::pricing::Bill;
 use crate::threshold::{ThresholdResult, Verdict};
 use crate::usage::Usage;
 
+pub mod drive;
+
 /// Session outcomes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionCounts {
@@ -193,9 +195,9 @@ pub struct Report {
     /// State over time.
     pub timeseries: TimeSeries,
     /// Drive mode only: what the WebSocket driver measured beyond the shared shape (see
-    /// [`crate::drive`]).
+    /// [`drive`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drive: Option<crate::drive::DriveDetails>,
+    pub drive: Option<drive::DriveDetails>,
 }
 
 impl Report {
@@ -1351,76 +1353,18 @@ pub struct Parts<'a> {
     pub messages: MessageCounts,
     /// Usage in the window.
     pub usage: RunUsage,
-    /// How the month is projected and by which factor.
-    pub projection: (String, f64),
-    /// Monthly values of the per-session lines, projected per session rather than by the
-    /// factor (a drive's short window holds few arrivals), with how.
-    pub per_session: Option<PerSessionLines>,
+    /// How the month is projected.
+    pub projection: crate::projection::Projection,
     /// Time series.
     pub timeseries: TimeSeries,
     /// Extra thresholds (from the command line).
     pub extra_thresholds: &'a [crate::threshold::Threshold],
 }
 
-/// Monthly values of the usage lines that follow sessions (one connect, one Worker request,
-/// lobby joins per session), when projected from the sessions rather than by the factor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PerSessionLines {
-    /// Monthly Worker requests.
-    pub worker_requests: f64,
-    /// Monthly Worker CPU milliseconds.
-    pub worker_cpu_ms: f64,
-    /// Monthly WebSocket connects.
-    pub do_websocket_connects: f64,
-    /// Monthly Durable Object requests (lobby RPCs).
-    pub do_requests: f64,
-    /// Monthly storage rows the lobby writes (part of `sqlite_rows_written`).
-    pub lobby_rows_written: f64,
-    /// How they were projected.
-    pub method: String,
-}
-
 impl Report {
     /// Price, project and check a run.
     pub fn assemble(p: Parts<'_>) -> crate::Result<Report> {
-        let (mut method, factor) = p.projection;
-        let mut billable = p.usage.billable.scaled(factor);
-        let mut lobby_rows_written = p.usage.lobby_rows_written * factor;
-        if let Some(ps) = &p.per_session {
-            billable.worker_requests = ps.worker_requests;
-            billable.worker_cpu_ms = ps.worker_cpu_ms;
-            billable.do_websocket_connects = ps.do_websocket_connects;
-            billable.do_requests = ps.do_requests;
-            billable.sqlite_rows_written += ps.lobby_rows_written - lobby_rows_written;
-            lobby_rows_written = ps.lobby_rows_written;
-            method.push_str("; ");
-            method.push_str(&ps.method);
-        }
-        // Stored data accumulates, so scaling the window's GB-months would understate it:
-        // price the month's stored volume as Cloudflare counts it (the rule and its limits
-        // live in usage.rs). The lobby's rows are deleted again.
-        let persist = &p.scenario.persistence;
-        let stored_rows = (billable.sqlite_rows_written - lobby_rows_written).max(0.0);
-        if stored_rows > 0.0 {
-            let (gb_months, how) = crate::usage::monthly_stored_gb_months(
-                stored_rows,
-                persist.row_bytes,
-                persist.retention,
-            );
-            billable.sqlite_stored_gb_months = gb_months;
-            method.push_str(&format!("; storage GB-months: {how}"));
-        }
-        let monthly = MonthlyUsage {
-            method,
-            factor,
-            usage: RunUsage {
-                billable,
-                overload_errors: (p.usage.overload_errors as f64 * factor).round() as u64,
-                object_requests: (p.usage.object_requests as f64 * factor).round() as u64,
-                lobby_rows_written,
-                ..p.usage.clone()
-            },
-        };
+        let monthly = p.projection.month(&p.usage, &p.scenario.persistence);
         let bill = crate::pricing::price(&monthly.usage.billable, p.pricing)?;
         let reference = match &p.scenario.reference {
             None => None,
@@ -1464,8 +1408,8 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+    use super::drive::DriveDetails;
     use super::*;
-    use crate::drive::DriveDetails;
 
     fn check(check: &str, value: Option<f64>, pass: bool, verdict: Verdict) -> ThresholdResult {
         ThresholdResult {

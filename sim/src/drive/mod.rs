@@ -1,7 +1,7 @@
 //! Drive: the scenario's own seeded plan over real WebSockets, at the project's Worker (a
 //! local `workerd` or a deployment), measured as honestly as a load generator can.
 //!
-//! # What a run does
+//! # What a run does, and where
 //!
 //! 1. **Plan** ([`plan`]): the stretch `[from, from + duration × speedup)` of scenario time,
 //!    from the same [`Workload`] the simulator executes. Sessions in progress at `from`
@@ -9,12 +9,18 @@
 //!    occupancy; sessions arriving in the stretch start on schedule (open workload); every
 //!    message has an intended send time from its session's own random stream. Room choice
 //!    is the simulator's ("fill" included: the lowest room with an unclaimed seat).
-//! 2. **Run** ([`run`]): one task per session on one tokio runtime, so every member of a
-//!    room shares one monotonic clock; phases ramp → window → grace → departures.
-//! 3. **Reconcile** ([`reconcile`]): the Worker's stats before and after, against the
+//! 2. **Start** (this module, [`drive`]): a local workerd ([`local`]) or a `--target`
+//!    ([`client`]); the Worker's stats before the run ([`stats`]); with `--local`, a probe
+//!    of the Worker's own CPU per request (`cpu`).
+//! 3. **Run** (`run`, recording into `state`): one task per session on one tokio runtime,
+//!    so every member of a room shares one monotonic clock; phases ramp → window → grace →
+//!    departures, workerd's CPU read at each boundary.
+//! 4. **Reconcile** ([`reconcile`]): the Worker's stats before and after, against the
 //!    driver's own counts.
-//! 4. **Report**: the shape `dosim simulate` produces ([`Report`], `mode: "drive"`), priced
-//!    and projected onto a month, with a `drive` block ([`DriveDetails`]).
+//! 5. **Report** (`report`): per-event costs from workerd's CPU (`cpu`), the usage through
+//!    the meter and its monthly projection (`usage`, with [`crate::meter`] and
+//!    [`crate::projection`]), then the shape `dosim simulate` produces ([`Report`], `mode:
+//!    "drive"`) with a `drive` block ([`DriveDetails`], [`crate::report::drive`]).
 //!
 //! # Measurements
 //!
@@ -38,23 +44,37 @@
 //! knows them when it writes the message (a member is seated from its `joined` until it
 //! starts to leave).
 //!
-//! # The `drive` block of the report
+//! The keys of the `drive` block are documented in `sim/REPORT.md`.
 //!
-//! | key | meaning |
-//! |---|---|
-//! | `target`, `status`, `stopped` | the endpoint; `complete`, `target_down` or `interrupted`, and why (`target_down` also when the target cannot serve: `GET /healthz` answers 5xx before or during the run, e.g. the Worker's configuration error, quoted) |
-//! | `local` | with `--local`: workerd's pid, its `DOSIM_*` settings, whether `npm ci`/`npm run build` ran |
-//! | `time` | `from_seconds`/`from` (scenario time at the window's start) and `from_reason`, `speedup`, `duration_seconds` (real, as run), `covered_scenario_seconds` (the scenario time the window covered, less than `planned_scenario_seconds` when the run stopped early: every monthly figure is projected from it), `cut_short`, `stopped_during` (`start`, `ramp`, `window`, `grace` or `departures`; absent when the run ended normally), real `ramp_seconds`, `grace_seconds` (it ends once nothing is in flight) and its limit `grace_limit_seconds` (`--grace`), `cut_seconds`, `started_at_unix_ms` |
-//! | `carried`, `arrivals` | planned, started, failed, upgraded, admitted, queued, rejected sessions of each group |
-//! | `latency_ms` | `arrival_lag` (connect start − planned arrival), `upgrade` (TCP, TLS for `wss://`, HTTP upgrade), `carried_connect` (the carried sessions' connects, during the ramp) and `window_connect` (the arriving sessions'): together `latency_ms.connect` |
-//! | `deliveries` | `expected`, `received` (= the Worker's `messages_out`), `received_expected`, `missed` = `missed_connected` (recipient stayed: a loss) + `missed_departing` (recipient's leave raced the message), `unexpected` (recipient seated before its `joined` arrived), `duplicated`, `unknown` |
-//! | `faults` | by category: `connect_refused`, `connect_timeout`, `connect_reset`, `connect_error`, `tls_error` (TLS handshake, e.g. an unknown CA), `upgrade_4xx`, `upgrade_5xx`, `handshake_error`, `answer_timeout` (no first frame), `dropped` (connection lost without a close frame), `server_close_<code>` (an unexpected close code, e.g. 1011, 1012), `leave_timeout`, `send_error`, `error_frame_<code>`, `unparsable_frame`, `unexpected_frame`, `protocol_error`, `aborted_before_answer` |
-//! | `usage_sources` | for each usage line: measured by the driver, or modelled (and from what) |
-//! | `projection` | inputs of the monthly factor (see below) |
-//! | `cpu` | with `--local`: workerd CPU in the ramp (connects only) and the window; `cpu_ms_per_connect`, `cpu_ms_per_message` — the calibration figures for `platform.worker_cpu_ms_per_connect` and the service times |
-//! | `driver` | the driver's own CPU per message, peak sockets, RSS per connection, open-file limit |
-//! | `reconciliation` | `ok`, every `check` (driver vs Worker: sums over every object listed and the registry's pruned sum, after less before), `differences`, `object_differences` (per object, for `objects_compared` objects whose one lineage covers the run), `restarts` (counters lost: a lineage the Worker reports lost, an instance changed without a registry, or the registry itself restarted), `evictions` (objects evicted when idle and woken again, counters kept: `[name, times]`), `pruned` (objects the Worker folded into its retained sum during the run, counters kept: no difference), `objects` (listed after the run), `connections_after`; after a Ctrl-C that had to close sockets without waiting for the Worker (a second Ctrl-C, or an orderly stop longer than 5 s), the checks that differ are in `not_comparable` with `not_comparable_reason` instead of `differences` |
-//! | `warnings` | e.g. few arrivals in the window, limits that differ from the scenario, the first 5xx answer to an upgrade with its body |
+//! # Usage lines
+//!
+//! The meter ([`crate::meter`]) bills what the driver counted: connects, Worker requests,
+//! inbound and outbound messages (checked against the Worker's stats); lobby RPCs and
+//! changes follow from them (1 RPC per join, departure and promotion in lobby mode, as the
+//! Worker does); object time under `accept()` is the union of the driver's open sockets per
+//! object. Worker CPU and, under the Hibernation API, object busy time are counts × a cost
+//! per event: with `--local` measured from workerd's CPU (`cpu`: per Worker request, connect,
+//! message with its fan-out, close), against a `--target` the scenario's
+//! (`platform.worker_cpu_ms_per_connect`, the means of `platform.service`) — nothing is
+//! measured on the server side there. `drive.usage_sources` says, line by line, which input
+//! was measured, which modelled, and from what. Storage rows are always the scenario's (the
+//! Worker stores no messages).
+//!
+//! # Local workerd is one thread
+//!
+//! workerd (1.20260426.1) runs the Worker, every Durable Object, the lobby, the registry and
+//! all socket I/O on **one thread** — one KJ event loop, one isolate per service
+//! (`src/workerd/server/workerd.c++:1559`, `server.c++:4662`, `server.c++:4321-4325`; no
+//! option for more). Two busy objects finish together at the sum of their times, and a
+//! trivial request waits behind another object's handler. Locally the whole deployment is
+//! one FIFO server: `per-room` and `sharded-N` cannot show the parallelism they have on
+//! Cloudflare, where each object runs independently; they differ here only in per-event
+//! cost (new objects, lobby RPCs). Compare a local drive with the Cloudflare model at low
+//! total load only (well under one core); local latency includes queueing behind other
+//! objects' events, and the per-event CPU is mostly workerd's C++ runtime (this machine, closed loop:
+//! connect ≈ 0.45–0.9 ms, a new object + 0.7–1.5 ms, message ≈ 50 µs + 37 µs per
+//! recipient, close ≈ 0.2 ms), not the JavaScript CPU Cloudflare bills. `sim/REPORT.md`
+//! ("Local workerd") has the evidence.
 //!
 //! # Monthly projection
 //!
@@ -63,10 +83,11 @@
 //! divided by the plan's session-seconds inside the covered scenario time. In steady state
 //! usage grows with occupancy (messages, object time), so the window's usage per occupied
 //! second is taken as the month's. The lines that follow sessions — connects, Worker
-//! requests and CPU, the lobby's RPCs and storage rows — are projected per session instead:
-//! the expected arrivals of a 30-day month × what each session the driver started (carried
-//! and arriving) made, because a short window at the scenario's real rate holds few
-//! arrivals, and at a busy hour arrivals outpace occupancy. Admission losses
+//! requests and CPU, the lobby's RPCs and storage rows, and the object time of connects,
+//! closes and lobby RPCs — are projected per session instead: the expected arrivals of a
+//! 30-day month × what each session the driver started (carried and arriving) made,
+//! because a short window at the scenario's real rate holds few arrivals, and at a busy
+//! hour arrivals outpace occupancy ([`crate::projection`] has both rules). Admission losses
 //! in the run are assumed for the whole month.
 //!
 //! A run stopped early (Ctrl-C, the target gone) projects from what it covered: the
@@ -77,24 +98,17 @@
 //! nothing: there is no projection (`drive.projection.factor` null), the monthly usage and
 //! bill are zeros and are not shown as a bill, and a threshold on `monthly_cost_usd` has no
 //! data.
-//!
-//! # Usage lines
-//!
-//! Connects, Worker requests, inbound and outbound messages are counted by the driver (and
-//! checked against the Worker's stats); lobby RPCs follow from them (1 per join, departure
-//! and promotion in lobby mode, as the Worker does); object time without hibernation is the
-//! union of the driver's open sockets per object; with hibernation it is modelled from the
-//! scenario's service times, as the simulator does; Worker CPU is the scenario's
-//! `worker_cpu_ms_per_connect` per request (the measured workerd CPU is in `drive.cpu`).
 
 pub mod client;
-pub mod details;
+mod cpu;
 pub mod local;
 pub mod plan;
 pub mod reconcile;
+mod report;
 mod run;
 mod state;
 pub mod stats;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -102,22 +116,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use details::DriveDetails;
+pub use crate::report::drive::DriveDetails;
 
-use crate::metrics::{round3, LatencySummary};
 use crate::model::strategy::Strategy;
 use crate::pricing::PriceTable;
-use crate::report::{
-    LatencyBlock, MessageCounts, Parts, Provenance, Report, RunUsage, SessionCounts,
-};
-use crate::scenario::{Scenario, MONTH_SECONDS, NS_PER_SEC};
+use crate::report::drive::LocalDetails;
+use crate::report::Report;
+use crate::scenario::Scenario;
 use crate::threshold::Threshold;
-use crate::usage::Usage;
 use crate::workload::Workload;
 use client::{CaCertError, Target, TlsConfig};
-use details::*;
+use cpu::{CpuClock, WorkerProbe};
 use local::{LocalSettings, LocalWorkerd};
-use plan::{clock_label, DrivePlan, PlanOptions};
+use plan::{DrivePlan, PlanOptions};
+use report::{build_report, Build, PlanSummary};
 use run::{Ctx, Probe, Stop, Timeouts};
 use state::State;
 use stats::Stats;
@@ -266,13 +278,36 @@ impl DriveRun {
     }
 }
 
+/// The local workerd's CPU and liveness (nothing against a `--target`).
 struct LocalProbe {
     pid: Option<u32>,
+    /// Per-thread schedstat (ns) where the kernel has it, else clock ticks.
+    clock: Option<CpuClock>,
+}
+
+impl LocalProbe {
+    fn new(pid: Option<u32>) -> LocalProbe {
+        let clock = pid.and_then(|p| {
+            if local::schedstat_cpu(p).is_some() {
+                Some(CpuClock::Schedstat)
+            } else {
+                local::process_tree_cpu(p).map(|_| CpuClock::ProcStat)
+            }
+        });
+        LocalProbe { pid, clock }
+    }
 }
 
 impl Probe for LocalProbe {
     fn target_cpu(&self) -> Option<Duration> {
-        self.pid.and_then(local::process_tree_cpu)
+        let pid = self.pid?;
+        match self.clock? {
+            CpuClock::Schedstat => local::schedstat_cpu(pid),
+            CpuClock::ProcStat => local::process_tree_cpu(pid),
+        }
+    }
+    fn cpu_clock(&self) -> Option<CpuClock> {
+        self.clock
     }
     fn target_gone(&self) -> bool {
         self.pid.is_some_and(local::process_gone)
@@ -366,24 +401,8 @@ pub fn drive(
                 .filter(|s| !s.is_empty()),
         ),
         None => {
-            // Refuse what the Worker would refuse before building anything.
-            let settings = LocalSettings::for_scenario(scenario)?;
-            let workers = local::find_workers_dir(opts.workers.as_deref())?;
-            let built = local::ensure_built(&workers)?;
-            let w = LocalWorkerd::spawn(&workers, &settings)?;
-            let mut shown: BTreeMap<String, String> = settings.env().into_iter().collect();
-            shown.insert("DOSIM_STATS_TOKEN".into(), "(random, hidden)".into());
-            local_details = Some(LocalDetails {
-                pid: w.pid(),
-                settings: shown,
-                built: [
-                    built.installed.then(|| "npm ci".to_string()),
-                    built.built.then(|| "npm run build".to_string()),
-                ]
-                .into_iter()
-                .flatten()
-                .collect(),
-            });
+            let (w, details) = start_local(scenario, opts)?;
+            local_details = Some(details);
             let t = (w.target(), Some(w.token().to_string()));
             workerd = Some(w);
             t
@@ -403,7 +422,7 @@ pub fn drive(
         workload,
         target,
         token,
-        probe: Arc::new(LocalProbe { pid }),
+        probe: Arc::new(LocalProbe::new(pid)),
         local: local_details,
         nofile,
         warnings: std::mem::take(&mut warnings),
@@ -413,6 +432,32 @@ pub fn drive(
         w.stop();
     }
     result
+}
+
+/// Build the Worker if needed and start it on a local workerd with the scenario's settings.
+fn start_local(
+    scenario: &Scenario,
+    opts: &Options,
+) -> Result<(LocalWorkerd, LocalDetails), DriveError> {
+    // Refuse what the Worker would refuse before building anything.
+    let settings = LocalSettings::for_scenario(scenario)?;
+    let workers = local::find_workers_dir(opts.workers.as_deref())?;
+    let built = local::ensure_built(&workers)?;
+    let w = LocalWorkerd::spawn(&workers, &settings)?;
+    let mut shown: BTreeMap<String, String> = settings.env().into_iter().collect();
+    shown.insert("DOSIM_STATS_TOKEN".into(), "(random, hidden)".into());
+    let details = LocalDetails {
+        pid: w.pid(),
+        settings: shown,
+        built: [
+            built.installed.then(|| "npm ci".to_string()),
+            built.built.then(|| "npm run build".to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
+    Ok((w, details))
 }
 
 struct Input<'a> {
@@ -432,20 +477,92 @@ struct Input<'a> {
 
 const STATS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The run, in order: set up, check the target is there and read its stats, probe the
+/// Worker's own CPU (with `--local`), run the phases, read the stats again and reconcile,
+/// build the report.
 async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
     let scenario = inp.scenario;
     let strategy = inp.opts.strategy;
     let started_at_unix_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-    let carried_n = inp.plan.carried.len();
-    let ramp = inp.opts.ramp.unwrap_or(if carried_n == 0 {
+    let ramp = ramp_length(&inp);
+    plan_warnings(&mut inp);
+    let ctx = Arc::new(context(&inp));
+    let stats_before = preflight(&mut inp, &ctx).await;
+    let lobby_mode = stats_before
+        .as_ref()
+        .map(|s| s.lobby_mode)
+        .unwrap_or_else(|| uses_lobby(scenario, strategy));
+    let worker_probe = if ctx.stopped().is_none() {
+        cpu::probe_worker(&inp.target, &strategy.url_segment(), inp.probe.as_ref()).await
+    } else {
+        WorkerProbe::default()
+    };
+    let plan = PlanSummary::of(&inp.plan);
+    let ran = ctx.stopped().is_none();
+    let (times, samples) = if ran {
+        run_phases(&mut inp, &ctx, ramp).await
+    } else {
+        Default::default()
+    };
+    let stop = ctx.stopped();
+    let stopped_during = match ctx.stopped_in() {
+        _ if !ran => stop.as_ref().map(|_| "start"),
+        Some(run::Phase::Ramp) => Some("ramp"),
+        Some(run::Phase::Window { .. }) => Some("window"),
+        Some(run::Phase::Drain) => Some("grace"),
+        Some(run::Phase::Cut | run::Phase::Abort) => Some("departures"),
+        None => None,
+    };
+    let reconciliation = stats_after(&mut inp, &ctx, stats_before.as_ref()).await;
+    let status = match &stop {
+        None => RunStatus::Complete,
+        Some(Stop::Interrupted(s)) => RunStatus::Interrupted(s.clone()),
+        Some(Stop::TargetDown(s)) => RunStatus::TargetDown(s.clone()),
+    };
+    let report = build_report(Build {
+        scenario,
+        strategy,
+        pricing: inp.pricing,
+        extra_thresholds: inp.extra_thresholds,
+        ctx: &ctx,
+        plan: &plan,
+        times: &times,
+        samples: &samples,
+        clock: inp.probe.cpu_clock(),
+        worker_probe: &worker_probe,
+        status: &status,
+        stopped_during,
+        target: &inp.target,
+        local: inp.local.take(),
+        reconciliation,
+        lobby_mode,
+        nofile: inp.nofile,
+        warnings: std::mem::take(&mut inp.warnings),
+        started_at_unix_ms,
+    })?;
+    Ok(DriveRun {
+        report,
+        status,
+        require_reconciled: inp.opts.require_reconciled,
+    })
+}
+
+/// The ramp: `--ramp`, or 2 s, or longer so that at most 500 carried sessions connect per
+/// second; none without carried sessions.
+fn ramp_length(inp: &Input<'_>) -> Duration {
+    let carried = inp.plan.carried.len();
+    inp.opts.ramp.unwrap_or(if carried == 0 {
         Duration::ZERO
     } else {
-        Duration::from_secs(2).max(Duration::from_secs_f64(carried_n as f64 / 500.0))
-    });
+        Duration::from_secs(2).max(Duration::from_secs_f64(carried as f64 / 500.0))
+    })
+}
+
+fn plan_warnings(inp: &mut Input<'_>) {
     if let Some(limit) = inp.nofile {
-        let need = (carried_n + inp.plan.arrivals.len()) as u64 + 64;
+        let need = (inp.plan.carried.len() + inp.plan.arrivals.len()) as u64 + 64;
         if need > limit {
             inp.warnings.push(format!(
                 "up to {need} sockets may be open but the open-file limit is {limit}; raise it (ulimit -n)"
@@ -458,8 +575,12 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
             inp.plan.projection.window_arrivals
         ));
     }
+}
 
-    // Pre-flight: is anything listening?
+/// The run's shared context: the rooms, which object hosts each, and the state every
+/// session records in (with the window's meter).
+fn context(inp: &Input<'_>) -> Ctx {
+    let (scenario, strategy) = (inp.scenario, inp.opts.strategy);
     let rooms = scenario.rooms.count;
     let room_names: Vec<String> = (0..rooms).map(crate::workload::room_name).collect();
     let room_object: Vec<u32> = (0..rooms)
@@ -468,14 +589,19 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
     let objects = strategy
         .object_count(rooms)
         .max(room_object.iter().copied().max().map_or(1, |m| m + 1));
+    let meter = usage::window_meter(
+        scenario,
+        objects,
+        inp.plan.time.span_ns,
+        uses_lobby(scenario, strategy),
+    );
     let state = State::new(
         inp.plan.time,
         rooms,
-        objects,
         scenario.limits.max_connections_per_room,
-        scenario.platform.idle_tail().0,
+        meter,
     );
-    let ctx = Arc::new(Ctx::new(
+    Ctx::new(
         inp.target.clone(),
         strategy.url_segment(),
         inp.workload.clone(),
@@ -487,9 +613,12 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         "x".repeat(scenario.sessions.message_bytes as usize),
         room_object,
         state,
-    ));
-    // Pre-flight: is anything listening, and can it serve (a Worker whose configuration is
-    // invalid answers every request 500, naming the setting)?
+    )
+}
+
+/// Is anything listening? Then the Worker's stats before the run (with a token).
+async fn preflight(inp: &mut Input<'_>, ctx: &Ctx) -> Option<Stats> {
+    // A Worker whose configuration is invalid answers every request 500, naming the setting.
     match stats::health(&inp.target, inp.opts.connect_timeout).await {
         Ok(()) => {}
         Err(stats::HealthError::Unreachable(e)) => {
@@ -498,29 +627,36 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
                 "target {} unreachable: {e}",
                 inp.target
             )));
+            return None;
         }
-        Err(e) => ctx.abort(Stop::TargetDown(format!(
-            "target {} misconfigured: {e}",
-            inp.target
-        ))),
-    }
-
-    // Stats before.
-    let mut stats_before = None;
-    if ctx.stopped().is_none() {
-        if let Some(tok) = &inp.token {
-            match stats::fetch(&inp.target, strategy, tok, STATS_TIMEOUT).await {
-                Ok(s) => {
-                    check_limits(scenario, &s, &mut inp.warnings);
-                    stats_before = Some(s);
-                }
-                Err(e) => inp
-                    .warnings
-                    .push(format!("stats before the run unavailable: {e}")),
-            }
+        Err(e) => {
+            ctx.abort(Stop::TargetDown(format!(
+                "target {} misconfigured: {e}",
+                inp.target
+            )));
+            return None;
         }
     }
+    let tok = inp.token.as_ref()?;
+    match stats::fetch(&inp.target, inp.opts.strategy, tok, STATS_TIMEOUT).await {
+        Ok(s) => {
+            check_limits(inp.scenario, &s, &mut inp.warnings);
+            Some(s)
+        }
+        Err(e) => {
+            inp.warnings
+                .push(format!("stats before the run unavailable: {e}"));
+            None
+        }
+    }
+}
 
+/// The phases (ramp, window, grace, departures), with the live progress line on a terminal.
+async fn run_phases(
+    inp: &mut Input<'_>,
+    ctx: &Arc<Ctx>,
+    ramp: Duration,
+) -> (run::PhaseTimes, run::Samples) {
     let progress = (inp.opts.progress && std::io::stderr().is_terminal()).then(|| {
         let bar =
             indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
@@ -530,40 +666,58 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         );
         bar
     });
-    let plan_copy = PlanSummary::of(&inp.plan);
-    let ran = ctx.stopped().is_none();
-    let (times, samples) = if ran {
-        run::orchestrate(
-            ctx.clone(),
-            inp.plan,
-            ramp,
-            inp.opts.grace,
-            inp.probe.clone(),
-            progress.clone().map(|bar| run::Progress {
-                bar,
-                label: inp
-                    .opts
-                    .progress_label
-                    .clone()
-                    .unwrap_or_else(|| strategy.to_string()),
-            }),
-        )
-        .await
-    } else {
-        Default::default()
+    let label = inp
+        .opts
+        .progress_label
+        .clone()
+        .unwrap_or_else(|| inp.opts.strategy.to_string());
+    // The sessions go to the run; the plan's other fields stay for the report.
+    let plan = DrivePlan {
+        carried: std::mem::take(&mut inp.plan.carried),
+        arrivals: std::mem::take(&mut inp.plan.arrivals),
+        from_reason: String::new(),
+        ..inp.plan.clone()
     };
+    let out = run::orchestrate(
+        ctx.clone(),
+        plan,
+        ramp,
+        inp.opts.grace,
+        inp.probe.clone(),
+        progress.clone().map(|bar| run::Progress { bar, label }),
+    )
+    .await;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let stop = ctx.stopped();
-    let stopped_during = match ctx.stopped_in() {
-        _ if !ran => stop.as_ref().map(|_| "start"),
-        Some(run::Phase::Ramp) => Some("ramp"),
-        Some(run::Phase::Window { .. }) => Some("window"),
-        Some(run::Phase::Drain) => Some("grace"),
-        Some(run::Phase::Cut | run::Phase::Abort) => Some("departures"),
-        None => None,
+    out
+}
+
+/// The Worker's stats after the run, reconciled with the driver's counts (with a token,
+/// unless the target went away).
+async fn stats_after(
+    inp: &mut Input<'_>,
+    ctx: &Ctx,
+    before: Option<&Stats>,
+) -> Option<reconcile::Reconciliation> {
+    if let Some(first) = ctx.first_server_error() {
+        inp.warnings.push(format!(
+            "the target answered an upgrade with {first} (the first such answer; drive.faults.upgrade_5xx counts them)"
+        ));
+    }
+    let Some(tok) = inp.token.clone() else {
+        inp.warnings.push(
+            "no reconciliation with the Worker's stats: no token (--stats-token or $DOSIM_STATS_TOKEN)"
+                .into(),
+        );
+        return None;
     };
+    let stop = ctx.stopped();
+    if matches!(stop, Some(Stop::TargetDown(_))) {
+        inp.warnings
+            .push("no reconciliation: the target went away".into());
+        return None;
+    }
     // Sockets closed without waiting after a Ctrl-C leave counts that cannot be compared.
     let forced = ctx.forced();
     let not_comparable = (matches!(stop, Some(Stop::Interrupted(_))) && forced > 0).then(|| {
@@ -573,86 +727,35 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
             run::INTERRUPT_STOP.as_secs()
         )
     });
-    if let Some(first) = ctx.first_server_error() {
-        inp.warnings.push(format!(
-            "the target answered an upgrade with {first} (the first such answer; drive.faults.upgrade_5xx counts them)"
-        ));
-    }
-
-    // Stats after.
-    let mut reconciliation = None;
-    if inp.token.is_none() {
-        inp.warnings.push(
-            "no reconciliation with the Worker's stats: no token (--stats-token or $DOSIM_STATS_TOKEN)"
-                .into(),
-        );
-    }
-    if let Some(tok) = &inp.token {
-        let timeout = if stop.is_some() {
-            Duration::from_secs(2)
-        } else {
-            STATS_TIMEOUT
-        };
-        if !matches!(stop, Some(Stop::TargetDown(_))) {
-            // Give the Worker a moment to record departures whose close we did not wait for.
-            match stats::fetch(&inp.target, strategy, tok, timeout).await {
-                Ok(after) => {
-                    let s = ctx.state();
-                    reconciliation = Some(reconcile::reconcile(
-                        strategy,
-                        stats_before.as_ref(),
-                        &after,
-                        &s.m.totals,
-                        &s.m.per_object,
-                        not_comparable.as_deref(),
-                    ));
-                    let t = &s.m.totals;
-                    let changes = t.admitted + t.queued_joins + t.left + t.abandoned + t.promoted;
-                    drop(s);
-                    report_lobby_rows(&after, stats_before.as_ref(), changes, &mut inp.warnings);
-                }
-                Err(e) => inp
-                    .warnings
-                    .push(format!("stats after the run unavailable: {e}")),
-            }
-        } else {
+    let timeout = if stop.is_some() {
+        Duration::from_secs(2)
+    } else {
+        STATS_TIMEOUT
+    };
+    let strategy = inp.opts.strategy;
+    match stats::fetch(&inp.target, strategy, &tok, timeout).await {
+        Ok(after) => {
+            let s = ctx.state();
+            let r = reconcile::reconcile(
+                strategy,
+                before,
+                &after,
+                &s.m.totals,
+                &s.m.per_object,
+                not_comparable.as_deref(),
+            );
+            let t = &s.m.totals;
+            let changes = t.admitted + t.queued_joins + t.left + t.abandoned + t.promoted;
+            drop(s);
+            report_lobby_rows(&after, before, changes, &mut inp.warnings);
+            Some(r)
+        }
+        Err(e) => {
             inp.warnings
-                .push("no reconciliation: the target went away".into());
+                .push(format!("stats after the run unavailable: {e}"));
+            None
         }
     }
-
-    let status = match &stop {
-        None => RunStatus::Complete,
-        Some(Stop::Interrupted(s)) => RunStatus::Interrupted(s.clone()),
-        Some(Stop::TargetDown(s)) => RunStatus::TargetDown(s.clone()),
-    };
-    let report = build_report(Build {
-        scenario,
-        strategy,
-        pricing: inp.pricing,
-        extra_thresholds: inp.extra_thresholds,
-        ctx: &ctx,
-        plan: &plan_copy,
-        times: &times,
-        samples: &samples,
-        status: &status,
-        stopped_during,
-        target: &inp.target,
-        local: inp.local,
-        reconciliation,
-        lobby_mode: stats_before
-            .as_ref()
-            .map(|s| s.lobby_mode)
-            .unwrap_or_else(|| uses_lobby(scenario, strategy)),
-        nofile: inp.nofile,
-        warnings: inp.warnings,
-        started_at_unix_ms,
-    })?;
-    Ok(DriveRun {
-        report,
-        status,
-        require_reconciled: inp.opts.require_reconciled,
-    })
 }
 
 /// Whether the Worker (LOBBY_MODE=auto) puts joins through the lobby.
@@ -727,590 +830,4 @@ fn report_lobby_rows(
             ));
         }
     }
-}
-
-/// What the report needs of the plan after the sessions were handed to the run.
-#[derive(Debug, Clone)]
-struct PlanSummary {
-    time: plan::TimeMap,
-    from_reason: String,
-    carried: u64,
-    arrivals: u64,
-    projection: plan::ProjectionBasis,
-    /// Every session's planned `[arrival, end)`, to project from part of the window.
-    spans: Vec<(u64, u64)>,
-}
-
-impl PlanSummary {
-    fn of(p: &DrivePlan) -> PlanSummary {
-        PlanSummary {
-            time: p.time,
-            from_reason: p.from_reason.clone(),
-            carried: p.carried.len() as u64,
-            arrivals: p.arrivals.len() as u64,
-            projection: p.projection.clone(),
-            spans: p
-                .carried
-                .iter()
-                .chain(&p.arrivals)
-                .map(plan::span_of)
-                .collect(),
-        }
-    }
-
-    /// The projection basis of the part of the window covered (`covered_ns` of plan time
-    /// from `from`): the plan's own when it all ran.
-    fn basis(&self, s: &Scenario, covered_ns: u64) -> plan::ProjectionBasis {
-        if covered_ns >= self.time.span_ns {
-            return self.projection.clone();
-        }
-        let from = self.time.from_ns;
-        plan::ProjectionBasis::of(s, self.spans.iter().copied(), from, from + covered_ns)
-    }
-}
-
-struct Build<'a> {
-    scenario: &'a Scenario,
-    strategy: Strategy,
-    pricing: &'a PriceTable,
-    extra_thresholds: &'a [Threshold],
-    ctx: &'a Ctx,
-    plan: &'a PlanSummary,
-    times: &'a run::PhaseTimes,
-    samples: &'a run::Samples,
-    status: &'a RunStatus,
-    stopped_during: Option<&'static str>,
-    target: &'a Target,
-    local: Option<LocalDetails>,
-    reconciliation: Option<reconcile::Reconciliation>,
-    lobby_mode: bool,
-    nofile: Option<u64>,
-    warnings: Vec<String>,
-    started_at_unix_ms: f64,
-}
-
-fn ms(d: Option<Duration>) -> Option<f64> {
-    d.map(|d| d.as_secs_f64() * 1000.0)
-}
-
-/// What of the window a run covered: all of it, or the part before an early stop.
-struct Covered {
-    /// Plan time covered from `from`.
-    ns: u64,
-    /// Real time the window ran.
-    real: Duration,
-    /// Less than planned.
-    cut_short: bool,
-}
-
-impl Covered {
-    fn of(b: &Build<'_>, covered_ns: u64) -> Covered {
-        let time = b.plan.time;
-        let cut_short = covered_ns < time.span_ns;
-        Covered {
-            ns: covered_ns.min(time.span_ns),
-            real: if cut_short {
-                b.times.window
-            } else {
-                time.duration
-            },
-            cut_short,
-        }
-    }
-
-    /// The time block of the drive details.
-    fn details(&self, b: &Build<'_>) -> TimeDetails {
-        let time = b.plan.time;
-        TimeDetails {
-            from_seconds: round3(time.from_ns as f64 / 1e9),
-            from: clock_label(time.from_ns),
-            from_reason: b.plan.from_reason.clone(),
-            speedup: time.speedup,
-            duration_seconds: round3(self.real.as_secs_f64()),
-            covered_scenario_seconds: round3(self.ns as f64 / 1e9),
-            planned_scenario_seconds: round3(time.span_ns as f64 / 1e9),
-            cut_short: self.cut_short,
-            stopped_during: b.stopped_during.map(str::to_string),
-            ramp_seconds: round3(b.times.ramp.as_secs_f64()),
-            grace_seconds: round3(b.times.grace.as_secs_f64()),
-            grace_limit_seconds: round3(b.times.grace_limit.as_secs_f64()),
-            cut_seconds: round3(b.times.cut.as_secs_f64()),
-            started_at_unix_ms: b.started_at_unix_ms.round(),
-        }
-    }
-}
-
-/// A stretch of scenario time for the reader: `1m`, or `4.9s` for a part of a second.
-fn span_label(ns: u64) -> String {
-    if ns == 0 {
-        "0s".into()
-    } else if ns % NS_PER_SEC == 0 {
-        crate::scenario::Dur(ns).to_string()
-    } else {
-        format!("{:.1}s", ns as f64 / NS_PER_SEC as f64)
-    }
-}
-
-fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
-    let s = b.scenario;
-    let st = b.ctx.state();
-    let m = &st.m;
-    let c = &m.counts;
-    let time = b.plan.time;
-    let k = time.speedup;
-    let covered = Covered::of(&b, m.covered_ns);
-    let covered_time = span_label(covered.ns);
-    let time_details = covered.details(&b);
-    let p = &s.platform;
-    let mean = |d: &crate::scenario::DistSpec| d.mean_ns() / NS_PER_SEC as f64;
-
-    // -- usage of the window ------------------------------------------------------------------
-    let messages_in = c
-        .messages_sent
-        .saturating_sub(m.totals.not_admitted.min(c.messages_sent));
-    let lobby_rpcs = if b.lobby_mode {
-        c.upgrades + c.departures + c.promotions
-    } else {
-        0
-    };
-    let modelled_busy = c.upgrades as f64 * mean(&p.service.connect)
-        + messages_in as f64 * mean(&p.service.message)
-        + c.deliveries as f64 * p.service.per_recipient.secs()
-        + c.departures as f64 * mean(&p.service.close);
-    let lobby_busy = lobby_rpcs as f64 * mean(&p.service.rpc);
-    let (active, tail) = if p.hibernation {
-        (modelled_busy + lobby_busy, 0.0)
-    } else {
-        (m.socket_seconds + lobby_busy, m.tail_seconds)
-    };
-    let per = &s.persistence;
-    // The lobby's state changes in the window: first answers admitted or queued, departures,
-    // promotions (`seatings` counts admitted first answers and promotions).
-    let lobby_rows = if b.lobby_mode {
-        (c.seatings + m.window.queued + c.departures) as f64 * p.lobby_rows_written_per_change
-    } else {
-        0.0
-    };
-    let message_rows = messages_in as f64 * per.rows_written_per_message;
-    let rows_written = message_rows + lobby_rows;
-    let kept = per.retention.map_or(MONTH_SECONDS as f64 / 2.0, |r| {
-        r.secs().min(MONTH_SECONDS as f64)
-    });
-    let usage = RunUsage {
-        billable: Usage {
-            worker_requests: c.worker_requests as f64,
-            worker_cpu_ms: c.worker_requests as f64 * p.worker_cpu_ms_per_connect,
-            do_requests: lobby_rpcs as f64,
-            do_websocket_connects: c.upgrades as f64,
-            do_websocket_messages_in: messages_in as f64,
-            do_websocket_messages_out: c.deliveries as f64,
-            do_active_seconds: active,
-            do_idle_tail_seconds: tail,
-            sqlite_rows_read: c.seatings as f64 * per.rows_read_per_join,
-            sqlite_rows_written: rows_written,
-            sqlite_stored_gb_months: message_rows * f64::from(per.row_bytes) / 1e9 * kept
-                / MONTH_SECONDS as f64,
-        },
-        objects_created: m.per_object.iter().filter(|o| o.upgrades > 0).count() as u64
-            + u64::from(b.lobby_mode),
-        peak_connections: m.peaks.connections,
-        peak_active_objects: m.peaks.active_objects,
-        peak_queue_length: m.peaks.queue_length,
-        peak_active_rooms: m.peaks.active_rooms,
-        overload_errors: m
-            .window
-            .rejected_by_reason
-            .get("overloaded")
-            .copied()
-            .unwrap_or(0),
-        object_requests: c.upgrades + messages_in + lobby_rpcs + c.departures,
-        lobby_rows_written: lobby_rows,
-    };
-    let mut sources = BTreeMap::new();
-    let mut src = |k: &str, v: &str| {
-        sources.insert(k.to_string(), v.to_string());
-    };
-    src(
-        "worker_requests",
-        "measured: upgrade requests of the window's sessions that got an HTTP answer (the month: per session started, see monthly_usage.method)",
-    );
-    src("worker_cpu_ms", "modelled: worker_requests × platform.worker_cpu_ms_per_connect (measured workerd CPU is in drive.cpu)");
-    src(
-        "do_requests",
-        if b.lobby_mode {
-            "derived from measured counts: 1 lobby RPC per join, departure and promotion (as the Worker does; checked by the reconciliation); the month: per session started, see monthly_usage.method"
-        } else {
-            "0: no lobby in this strategy and configuration"
-        },
-    );
-    src(
-        "do_websocket_connects",
-        "measured: upgrades answered 101 in the window (the month: per session started, see monthly_usage.method)",
-    );
-    src(
-        "do_websocket_messages_in",
-        "measured: chat messages written (less those refused not_admitted)",
-    );
-    src(
-        "do_websocket_messages_out",
-        "measured: message frames received by the driver's sockets",
-    );
-    src(
-        "do_active_seconds",
-        if p.hibernation {
-            "modelled: the window's measured events × the scenario's mean service times (the Hibernation API bills handling time, which is not visible from outside)"
-        } else {
-            "measured: per object, the time any driver socket to it was open (accept() bills the whole time), plus the lobby's RPCs × the mean rpc service time"
-        },
-    );
-    src(
-        "do_idle_tail_seconds",
-        if p.hibernation {
-            "0 under hibernation"
-        } else {
-            "measured gaps between a room object's last socket and its next, capped at the scenario's idle tail"
-        },
-    );
-    src(
-        "sqlite_rows_read",
-        "modelled: seatings × persistence.rows_read_per_join (the Worker stores no messages)",
-    );
-    src(
-        "sqlite_rows_written",
-        if b.lobby_mode {
-            "modelled: messages × persistence.rows_written_per_message, plus the lobby's state changes counted by the driver (first answers admitted or queued, departures, promotions) × platform.lobby_rows_written_per_change"
-        } else {
-            "modelled: messages × persistence.rows_written_per_message"
-        },
-    );
-    src(
-        "sqlite_stored_gb_months",
-        "modelled: written rows × row_bytes, kept for the retention or half a month",
-    );
-
-    // -- projection: from the part of the window covered ----------------------------------------
-    let pr = &b.plan.basis(s, covered.ns);
-    let (method, factor) = match pr.factor() {
-        Some(f) => (
-            format!(
-                "window usage × {}: a 30-day month's expected session-seconds ({}) ÷ the plan's in the {covered_time} of scenario time covered ({})",
-                round3(f),
-                crate::report::human_count(pr.month_session_seconds.round()),
-                crate::report::human_count(pr.window_session_seconds.round())
-            ),
-            f,
-        ),
-        None if covered.ns == 0 => (
-            "none: the run stopped before the measured window began, so it covered none of it; the monthly usage and bill are zeros, not an estimate".to_string(),
-            0.0,
-        ),
-        None => (
-            "none: the scenario time covered holds no planned session".to_string(),
-            0.0,
-        ),
-    };
-
-    // Lines that follow sessions (a connect, a Worker request, a lobby join each) are projected
-    // per session: a short window holds few arrivals (often none at the scenario's real rate),
-    // while every session the driver started, carried ones included, measures how many
-    // connects a session makes.
-    let started = m.carried.started + m.window.started;
-    let per_session = (started > 0 && factor > 0.0).then(|| {
-        let t = &m.totals;
-        let per = |n: u64| n as f64 / started as f64;
-        let connects = per(t.upgrades);
-        let requests = per(t.upgrades + c.worker_requests.saturating_sub(c.upgrades));
-        // In lobby mode, per session: a join RPC per upgrade; a leave RPC and two changes of
-        // the lobby's state (in, out) per join admitted or queued; an RPC and a change per
-        // promotion.
-        let placed = t.admitted + t.queued_joins;
-        let (lobby_rpcs, lobby_changes) = if b.lobby_mode {
-            (
-                per(t.upgrades + placed + t.promoted),
-                per(2 * placed + t.promoted),
-            )
-        } else {
-            (0.0, 0.0)
-        };
-        let month = pr.month_arrivals;
-        crate::report::PerSessionLines {
-            worker_requests: requests * month,
-            worker_cpu_ms: requests * month * p.worker_cpu_ms_per_connect,
-            do_websocket_connects: connects * month,
-            do_requests: lobby_rpcs * month,
-            lobby_rows_written: lobby_changes * month * p.lobby_rows_written_per_change,
-            method: format!(
-                "connects, Worker requests{}: a 30-day month's expected arrivals ({}) × per session started ({} carried + {} arrivals: {:.4} connects, {:.4} requests{} each)",
-                if b.lobby_mode { ", lobby RPCs and lobby rows" } else { "" },
-                crate::report::human_count(month.round()),
-                m.carried.started,
-                m.window.started,
-                connects,
-                requests,
-                if b.lobby_mode {
-                    format!(", {lobby_rpcs:.4} lobby RPCs, {lobby_changes:.4} lobby changes")
-                } else {
-                    String::new()
-                },
-            ),
-        }
-    });
-
-    // -- CPU ----------------------------------------------------------------------------------
-    let sm = b.samples;
-    let diff = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
-    let cpu = b.local.as_ref().map(|_| {
-        let ramp_cpu = ms(diff(sm.target_cpu[0], sm.target_cpu[1])).unwrap_or(0.0);
-        let window_cpu = ms(diff(sm.target_cpu[1], sm.target_cpu[2])).unwrap_or(0.0);
-        let ramp_connects = m.carried.upgraded;
-        // No window (stopped during the ramp): no sample at its start, no figure.
-        let sampled = sm.target_cpu[1].is_some();
-        let per_connect = if !sampled {
-            None
-        } else if ramp_connects >= 20 {
-            Some(ramp_cpu / ramp_connects as f64)
-        } else if c.upgrades > 0 && messages_in == 0 {
-            Some(window_cpu / c.upgrades as f64)
-        } else {
-            None
-        };
-        let per_message = match (per_connect, messages_in) {
-            _ if !sampled => None,
-            (_, 0) => None,
-            (Some(pc), n) => Some(((window_cpu - pc * c.upgrades as f64) / n as f64).max(0.0)),
-            (None, n) if c.upgrades == 0 => Some(window_cpu / n as f64),
-            (None, _) => None,
-        };
-        CpuDetails {
-            source: "utime + stime of the workerd process and its descendants (/proc/<pid>/stat), sampled at the ramp's start, the window's start and the grace's end".into(),
-            ramp_cpu_ms: round3(ramp_cpu),
-            ramp_connects,
-            window_cpu_ms: round3(window_cpu),
-            window_connects: c.upgrades,
-            window_messages_in: messages_in,
-            window_deliveries: c.deliveries,
-            cpu_ms_per_connect: per_connect.map(|v| (v * 1e4).round() / 1e4),
-            cpu_ms_per_message: per_message.map(|v| (v * 1e5).round() / 1e5),
-            method: "per connect: the ramp's CPU ÷ its connects (the ramp has no messages); per message (fan-out included): the window's CPU less its connects at that rate, ÷ inbound messages; workerd runs the Worker and every Durable Object, so both figures are Worker + object CPU, on this machine, at 10 ms accounting resolution".into(),
-        }
-    });
-    let driver_cpu = ms(diff(sm.driver_cpu[1], sm.driver_cpu[2])).unwrap_or(0.0);
-    let frames = c.messages_sent + c.deliveries;
-    let rss_per_conn = match (sm.driver_rss[0], sm.driver_rss[1]) {
-        (Some(a), Some(b)) if sm.sockets_at_t0 > 0 => {
-            Some((b as f64 - a as f64) / sm.sockets_at_t0 as f64)
-        }
-        _ => None,
-    };
-
-    let d = &m.deliveries;
-    let hs = &m.hists;
-    let mut warnings = b.warnings;
-    if m.deliveries.missed_connected > 0 {
-        warnings.push(format!(
-            "{} deliveries never reached a recipient that stayed connected",
-            m.deliveries.missed_connected
-        ));
-    }
-    if b.times.carried_unanswered > 0 {
-        warnings.push(format!(
-            "{} carried sessions had no answer by the end of the ramp",
-            b.times.carried_unanswered
-        ));
-    }
-    if covered.cut_short {
-        warnings.push(if factor > 0.0 {
-            format!(
-                "the run was cut short: it covered {covered_time} of the planned {} of scenario time, and the monthly figures are projected from that part",
-                span_label(time.span_ns)
-            )
-        } else {
-            "the run was cut short before any monthly projection was possible: the monthly usage and bill are zeros, not an estimate".to_string()
-        });
-    }
-    if let Some(r) = &b.reconciliation {
-        if r.not_comparable_reason.is_some() {
-            warnings.push(format!(
-                "{} after the interrupt (sockets closed without waiting for the Worker): not differences, see reconciliation.not_comparable_reason",
-                crate::report::counted(
-                    r.not_comparable.len() as u64,
-                    "reconciliation check is not comparable",
-                    "reconciliation checks are not comparable"
-                )
-            ));
-        }
-        if !r.restarts.is_empty() {
-            warnings.push(format!(
-                "{} object(s) restarted during the run with their counters lost (a new isolate, e.g. the Worker restarted): their counters cover only the time since",
-                r.restarts.len()
-            ));
-        }
-    }
-    let details = DriveDetails {
-        target: b.target.to_string(),
-        status: match b.status {
-            RunStatus::Complete => "complete",
-            RunStatus::TargetDown(_) => "target_down",
-            RunStatus::Interrupted(_) => "interrupted",
-        }
-        .into(),
-        stopped: match b.status {
-            RunStatus::Complete => None,
-            RunStatus::TargetDown(s) | RunStatus::Interrupted(s) => Some(s.clone()),
-        },
-        local: b.local.clone(),
-        time: time_details,
-        carried: SessionDetails {
-            planned: b.plan.carried,
-            started: m.carried.started,
-            failed: m.carried.failed,
-            upgraded: m.carried.upgraded,
-            admitted: m.carried.admitted,
-            queued: m.carried.queued,
-            rejected: m.carried.rejected,
-        },
-        arrivals: SessionDetails {
-            planned: b.plan.arrivals,
-            started: m.window.started,
-            failed: m.window.failed,
-            upgraded: m.window.upgraded,
-            admitted: m.window.admitted,
-            queued: m.window.queued,
-            rejected: m.window.rejected,
-        },
-        latency_ms: DriveLatency {
-            arrival_lag: hs.arrival_lag.summary(),
-            upgrade: hs.upgrade.summary(),
-            carried_connect: hs.carried_connect.summary(),
-            window_connect: hs.window_connect.summary(),
-        },
-        deliveries: DeliveryDetails {
-            expected: d.expected,
-            received: c.deliveries,
-            received_expected: d.received_expected,
-            missed: d.missed_connected + d.missed_departing,
-            missed_connected: d.missed_connected,
-            missed_departing: d.missed_departing,
-            unexpected: d.unexpected,
-            duplicated: d.duplicated,
-            unknown: d.unknown,
-        },
-        faults: m.faults.clone(),
-        usage_sources: sources,
-        projection: ProjectionDetails {
-            method: method.clone(),
-            window_session_seconds: round3(pr.window_session_seconds),
-            month_session_seconds: round3(pr.month_session_seconds),
-            window_arrivals: pr.window_arrivals,
-            expected_window_arrivals: round3(pr.expected_window_arrivals),
-            month_arrivals: round3(pr.month_arrivals),
-            factor: pr.factor().map(round3),
-        },
-        cpu,
-        driver: DriverDetails {
-            cpu_ms: round3(driver_cpu),
-            cpu_us_per_message: (c.messages_sent > 0)
-                .then(|| round3(driver_cpu * 1000.0 / c.messages_sent as f64)),
-            cpu_us_per_frame: (frames > 0).then(|| round3(driver_cpu * 1000.0 / frames as f64)),
-            peak_open_sockets: m.peaks.open_sockets,
-            sockets_at_window_start: sm.sockets_at_t0,
-            rss_bytes_at_window_start: sm.driver_rss[1],
-            rss_bytes_per_connection: rss_per_conn.map(|v| v.round()),
-            peak_rss_bytes: local::self_peak_rss(),
-            nofile_limit: b.nofile,
-        },
-        reconciliation: b.reconciliation,
-        warnings,
-    };
-
-    let mut notes = vec![
-        format!(
-            "time: scenario time {} to {} ({covered_time} of scenario time) driven in {:.1} s of real time (speed-up ×{k}: arrival gaps, session lengths, message intervals and patience divided by {k}); the {} sessions in progress at the start connected during a {:.1} s ramp first, so rooms start at the plan's occupancy",
-            clock_label(time.from_ns),
-            clock_label(time.from_ns + covered.ns),
-            covered.real.as_secs_f64(),
-            b.plan.carried,
-            b.times.ramp.as_secs_f64()
-        ),
-        format!("monthly projection: {method}; admission losses in the window are assumed for the whole month"),
-        "latency: measured on the driver's monotonic clock (every room's members in one process); message latency per recipient from the intended send time (coordinated-omission corrected), message_from_send from the actual write, send_lag the difference".into(),
-        "object_queue: cannot be measured from outside the Worker; left empty".into(),
-        "usage: see drive.usage_sources for which lines are measured and which are modelled".into(),
-        "connect latency counts every connect, the carried sessions' during the ramp included (the ramp may connect them faster than they arrived); drive.latency_ms splits it into carried_connect and window_connect; sessions and admission-wait latency count the sessions arriving in the window (carried sessions: drive.carried)".into(),
-    ];
-    if b.local.is_some() {
-        notes.push("target: the Worker on a local workerd on this machine (loopback): no Internet, no Cloudflare edge; latencies are the runtime's own".into());
-    }
-    if !matches!(b.status, RunStatus::Complete) {
-        notes.push(format!(
-            "the run stopped early{}: figures cover what was measured until then, and the monthly projection the {covered_time} of scenario time covered",
-            b.stopped_during
-                .map_or(String::new(), |p| format!(" (during the {p})"))
-        ));
-    }
-    let latency = LatencyBlock {
-        connect: hs.connect.summary(),
-        admission_wait: hs.admission_wait.summary(),
-        message: hs.message.summary(),
-        object_queue: LatencySummary::default(),
-        message_from_send: Some(hs.message_from_send.summary()),
-        send_lag: Some(hs.send_lag.summary()),
-    };
-    let w = &m.window;
-    let sessions = SessionCounts {
-        arrived: w.started,
-        admitted: w.admitted,
-        queued: w.queued,
-        admitted_from_queue: w.admitted_from_queue,
-        abandoned: w.abandoned,
-        rejected: w.rejected,
-        rejected_by_reason: w.rejected_by_reason.clone(),
-        still_waiting: w.still_waiting,
-        still_connecting: w.still_connecting,
-    };
-    let messages = MessageCounts {
-        sent: c.messages_sent,
-        accepted: c.messages_sent - c.messages_failed.min(c.messages_sent),
-        failed: c.messages_failed,
-        delivered: c.deliveries,
-        missed: d.missed_connected + d.missed_departing,
-        duplicated: d.duplicated,
-    };
-    let timeseries = m.timeseries.clone();
-    drop(st);
-    let mut report = Report::assemble(Parts {
-        mode: "drive",
-        scenario: s,
-        strategy: b.strategy,
-        pricing: b.pricing,
-        window_seconds: round3(covered.ns as f64 / 1e9),
-        provenance: Provenance {
-            dosim_version: env!("CARGO_PKG_VERSION").to_string(),
-            method: format!(
-                "measured: {:.0} s over real WebSockets against {}{}, scenario time {} + {covered_time} (×{k}{}), seed {}",
-                covered.real.as_secs_f64(),
-                b.target,
-                if b.local.is_some() { " (local workerd)" } else { "" },
-                clock_label(time.from_ns),
-                if covered.cut_short { ", cut short" } else { "" },
-                s.seed
-            ),
-            notes,
-        },
-        sessions,
-        latency_ms: latency,
-        messages,
-        usage,
-        projection: (method, factor),
-        per_session,
-        timeseries,
-        extra_thresholds: b.extra_thresholds,
-    })?;
-    report.drive = Some(details);
-    // Again now that the report knows whether its monthly figures are a projection.
-    report.check_thresholds(s, b.extra_thresholds);
-    Ok(report)
 }

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+pub use crate::report::drive::{Check, ObjectDifference, Reconciliation, Restart};
 
 use super::state::{ObjectTally, Totals};
 use super::stats::{ObjectStats, RoomCounters, Stats};
@@ -33,82 +33,6 @@ use crate::model::strategy::Strategy;
 /// Slack between the driver's clock and the Worker's `started_at` when deciding that an
 /// object's lineage began with the driver's first request to it.
 const CLOCK_SLACK_MS: f64 = 2_000.0;
-
-/// One compared counter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
-    /// The Worker's counter (as in its stats: `connects`, `rejections.room_full`,
-    /// `lobby.rpc_join`, ...).
-    pub name: String,
-    /// What the driver counted (or expects).
-    pub driver: u64,
-    /// What the Worker counted during the run (difference of the two reads).
-    pub worker: u64,
-    /// Equal.
-    pub ok: bool,
-}
-
-/// An object that restarted during the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Restart {
-    /// Object name.
-    pub object: String,
-    /// How it was detected.
-    pub how: String,
-    /// Its `started_at` (Unix ms, the Worker's clock).
-    pub started_at_unix_ms: f64,
-}
-
-/// A per-object counter that differs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ObjectDifference {
-    /// Object name.
-    pub object: String,
-    /// Counter.
-    pub field: String,
-    /// Driver's count.
-    pub driver: u64,
-    /// Worker's count.
-    pub worker: u64,
-}
-
-/// The result of the reconciliation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Reconciliation {
-    /// Every check equal and no restart.
-    pub ok: bool,
-    /// How the Worker's numbers were obtained.
-    pub source: String,
-    /// Every compared counter.
-    pub checks: Vec<Check>,
-    /// The checks that differ, as `name: driver D, worker W (W − D)`.
-    pub differences: Vec<String>,
-    /// Checks (and per-object counters) that differ but cannot be judged: sockets were
-    /// closed without waiting for the Worker after an interrupt (see the module
-    /// documentation). Same format as `differences`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_comparable: Vec<String>,
-    /// Why `not_comparable` is not empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_comparable_reason: Option<String>,
-    /// Per-object differences (at most 20).
-    pub object_differences: Vec<ObjectDifference>,
-    /// Objects that restarted during the run, their counters lost.
-    pub restarts: Vec<Restart>,
-    /// Objects evicted and started again during the run, their counters kept: (object,
-    /// times).
-    pub evictions: Vec<(String, u64)>,
-    /// Room-hosting objects in the Worker's stats after the run (active and idle).
-    pub objects: u64,
-    /// Objects whose lineages the Worker pruned during the run (their counters kept in its
-    /// sum, so in the checks).
-    pub pruned: u64,
-    /// Objects whose own counters were compared with the driver's (one lineage covering the
-    /// whole run).
-    pub objects_compared: u64,
-    /// Sockets the Worker still held after the run (0 when everyone left).
-    pub connections_after: u64,
-}
 
 /// The name the Worker gives the object with index `object` of `strategy` (see
 /// `workers/src/strategy.ts`).

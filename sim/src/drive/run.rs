@@ -850,6 +850,9 @@ async fn until_abort(ctl: &mut watch::Receiver<Phase>) {
     let _ = ctl.wait_for(|p| *p == Phase::Abort).await;
 }
 
+/// How long the target is given to finish the work of a phase before its CPU is sampled.
+pub(crate) const IDLE_SETTLE: Duration = Duration::from_millis(100);
+
 /// Results of the phases, for the report.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PhaseTimes {
@@ -866,6 +869,8 @@ pub(crate) struct PhaseTimes {
 pub(crate) trait Probe: Send + Sync {
     /// A sample of the target's CPU time, if measurable.
     fn target_cpu(&self) -> Option<Duration>;
+    /// How the target's CPU time is read (None: it is not, as against a `--target`).
+    fn cpu_clock(&self) -> Option<super::cpu::CpuClock>;
     /// Whether the target process is known to have exited.
     fn target_gone(&self) -> bool;
 }
@@ -873,14 +878,16 @@ pub(crate) trait Probe: Send + Sync {
 /// CPU and memory samples taken at phase boundaries.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Samples {
-    /// Target CPU at ramp start, `t0`, and the end of the grace.
-    pub target_cpu: [Option<Duration>; 3],
+    /// Target CPU at ramp start, `t0`, the end of the grace and the end of the departures.
+    pub target_cpu: [Option<Duration>; 4],
     /// Driver CPU at ramp start, `t0`, end of the grace.
     pub driver_cpu: [Option<Duration>; 3],
     /// Driver RSS before the ramp and at `t0`.
     pub driver_rss: [Option<u64>; 2],
     /// Open sockets at `t0`.
     pub sockets_at_t0: u64,
+    /// Open sockets when the departures began (each one closes in them).
+    pub sockets_at_cut: u64,
 }
 
 /// How the run is shown while it runs.
@@ -891,7 +898,8 @@ pub(crate) struct Progress {
     pub label: String,
 }
 
-/// Run the phases. `ramp` is the ramp length, `grace` the drain time.
+/// Run the phases. `ramp` is the ramp length, `grace` the drain time. The target's CPU is
+/// read at each boundary (the ramp's start, `t0`, the grace's end, after the departures).
 pub(crate) async fn orchestrate(
     ctx: Arc<Ctx>,
     plan: DrivePlan,
@@ -908,76 +916,107 @@ pub(crate) async fn orchestrate(
     let DrivePlan {
         carried, arrivals, ..
     } = plan;
+    let watchers = [
+        Some(watch_ctrl_c(&ctx)),
+        Some(watch_target(&ctx, &probe)),
+        progress.map(|p| show_progress(&ctx, p)),
+    ];
+    let probe = probe.as_ref();
+    run_ramp(&ctx, carried, ramp, probe, &mut times, &mut samples).await;
+    // Deliveries are counted once nothing more can arrive: after the grace, or after the
+    // cut when a Ctrl-C skipped the grace (recipients then left with messages in flight).
+    let mut deliveries_final = true;
+    if ctx.stopped().is_none() {
+        run_window(&ctx, arrivals, probe, &mut times, &mut samples).await;
+        deliveries_final = run_grace(&ctx, grace, probe, &mut times, &mut samples).await;
+    }
+    run_cut(&ctx, deliveries_final, probe, &mut times, &mut samples).await;
+    for w in watchers.into_iter().flatten() {
+        w.abort();
+    }
+    (times, samples)
+}
+
+/// Ctrl-C: in order the first time; at once the second, or during the departures (already
+/// the orderly end).
+fn watch_ctrl_c(ctx: &Arc<Ctx>) -> tokio::task::JoinHandle<()> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let why = || Stop::Interrupted("interrupted (Ctrl-C)".into());
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if ctx.stopped().is_some() || *ctx.ctl.borrow() == Phase::Cut {
+                ctx.abort(why());
+            } else {
+                ctx.interrupt(why());
+            }
+        }
+    })
+}
+
+/// The target process exiting aborts the run.
+fn watch_target(ctx: &Arc<Ctx>, probe: &Arc<dyn Probe>) -> tokio::task::JoinHandle<()> {
+    let (ctx, probe) = (ctx.clone(), probe.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if probe.target_gone() {
+                ctx.abort(Stop::TargetDown("the local workerd exited".into()));
+                return;
+            }
+        }
+    })
+}
+
+/// The live progress line, four times a second.
+fn show_progress(ctx: &Arc<Ctx>, Progress { bar, label }: Progress) -> tokio::task::JoinHandle<()> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let phase = *ctx.ctl.borrow();
+            let s = ctx.state();
+            let sent = s.m.totals.messages_sent;
+            let faults: u64 = s.m.faults.values().sum();
+            let now = Instant::now();
+            let rate = (sent - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+            last = (now, sent);
+            let what = match phase {
+                Phase::Ramp => "ramp".to_string(),
+                Phase::Window { t0 } => format!(
+                    "{:.1}s/{:.0}s",
+                    now.saturating_duration_since(t0).as_secs_f64(),
+                    ctx.time.duration.as_secs_f64()
+                ),
+                Phase::Drain => "grace".into(),
+                Phase::Cut => "leaving".into(),
+                Phase::Abort => "stopping".into(),
+            };
+            bar.set_message(format!(
+                "{label} · {what} · sessions {} · connections {} (seated {}) · {:.0} msg/s · {} errors",
+                ctx.spawned.load(Ordering::Relaxed),
+                s.open_sockets(),
+                s.gauges().connections,
+                rate,
+                faults
+            ));
+            drop(s);
+            bar.tick();
+        }
+    })
+}
+
+/// 1. The ramp: the carried sessions connect, spread over its first 80%; it ends when they
+///    have all been answered (or time out), and not before its length.
+async fn run_ramp(
+    ctx: &Arc<Ctx>,
+    carried: Vec<Planned>,
+    ramp: Duration,
+    probe: &dyn Probe,
+    times: &mut PhaseTimes,
+    samples: &mut Samples,
+) {
     let carried_total = carried.len();
-
-    // Watchers: Ctrl-C, the target process.
-    let ctrl_c = {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let why = || Stop::Interrupted("interrupted (Ctrl-C)".into());
-            while tokio::signal::ctrl_c().await.is_ok() {
-                // In order the first time; at once the second, or during the departures
-                // (already the orderly end).
-                if ctx.stopped().is_some() || *ctx.ctl.borrow() == Phase::Cut {
-                    ctx.abort(why());
-                } else {
-                    ctx.interrupt(why());
-                }
-            }
-        })
-    };
-    let watchdog = {
-        let ctx = ctx.clone();
-        let probe = probe.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if probe.target_gone() {
-                    ctx.abort(Stop::TargetDown("the local workerd exited".into()));
-                    return;
-                }
-            }
-        })
-    };
-    let ticker = progress.map(|Progress { bar, label }| {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let mut last = (Instant::now(), 0u64);
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let phase = *ctx.ctl.borrow();
-                let s = ctx.state();
-                let sent = s.m.totals.messages_sent;
-                let faults: u64 = s.m.faults.values().sum();
-                let now = Instant::now();
-                let rate = (sent - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-                last = (now, sent);
-                let what = match phase {
-                    Phase::Ramp => "ramp".to_string(),
-                    Phase::Window { t0 } => format!(
-                        "{:.1}s/{:.0}s",
-                        now.saturating_duration_since(t0).as_secs_f64(),
-                        ctx.time.duration.as_secs_f64()
-                    ),
-                    Phase::Drain => "grace".into(),
-                    Phase::Cut => "leaving".into(),
-                    Phase::Abort => "stopping".into(),
-                };
-                bar.set_message(format!(
-                    "{label} · {what} · sessions {} · connections {} (seated {}) · {:.0} msg/s · {} errors",
-                    ctx.spawned.load(Ordering::Relaxed),
-                    s.open_sockets(),
-                    s.gauges().connections,
-                    rate,
-                    faults
-                ));
-                drop(s);
-                bar.tick();
-            }
-        })
-    });
-
-    // 1. Ramp.
     let ramp_start = Instant::now();
     samples.target_cpu[0] = probe.target_cpu();
     samples.driver_cpu[0] = super::local::self_cpu();
@@ -1000,7 +1039,6 @@ pub(crate) async fn orchestrate(
         });
     }
     let ramp_deadline = ramp_start + ramp + ctx.timeouts.connect + Duration::from_secs(1);
-    let mut ctl = ctx.ctl.subscribe();
     loop {
         let notified = ctx.carried_notify.notified();
         let answered = ctx.carried_answered.load(Ordering::SeqCst);
@@ -1027,94 +1065,118 @@ pub(crate) async fn orchestrate(
         }
     }
     times.ramp = ramp_start.elapsed();
-    // Deliveries are counted once nothing more can arrive: after the grace, or after the
-    // cut when a Ctrl-C skipped the grace (recipients then left with messages in flight).
-    let mut deliveries_final = true;
+}
 
-    if ctx.stopped().is_none() {
-        // 2. Window.
-        let t0 = Instant::now();
-        ctx.state().start_window(t0);
-        samples.target_cpu[1] = probe.target_cpu();
-        samples.driver_cpu[1] = super::local::self_cpu();
-        samples.driver_rss[1] = super::local::self_rss();
-        samples.sockets_at_t0 = ctx.state().open_sockets();
-        ctx.ctl.send_replace(Phase::Window { t0 });
-        let end = t0 + ctx.time.duration;
-        {
-            let ctx2 = ctx.clone();
-            tokio::spawn(async move {
-                for p in arrivals {
-                    let at = t0 + ctx2.time.real_at(p.plan.arrival_ns);
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                    if !matches!(*ctx2.ctl.borrow(), Phase::Window { .. })
-                        || ctx2.stopped().is_some()
-                        || at >= end
-                    {
-                        break;
-                    }
-                    ctx2.spawn_session(p, at);
-                }
-            });
-        }
-        let sampler = {
-            let ctx2 = ctx.clone();
-            tokio::spawn(async move {
-                let mut k = 1u32;
-                loop {
-                    let at = t0 + Duration::from_secs(1) * k;
-                    if at > end {
-                        break;
-                    }
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                    ctx2.state().sample(at - Duration::from_secs(1));
-                    k += 1;
-                }
-            })
-        };
-        tokio::select! {
-            _ = sleep_opt(Some(end)) => {}
-            _ = ctx.until_stopped() => {}
-        }
-        sampler.abort();
-        times.window = t0.elapsed().min(ctx.time.duration);
-        // The window ends here, before any session hears of a stop: what follows is not
-        // the window's.
-        ctx.state().close_books(Instant::now());
-        if ctx.stopped().is_none() {
-            ctx.ctl.send_replace(Phase::Drain);
-        }
-
-        // 3. Grace: wait for deliveries in flight and answers to late connects.
-        let grace_start = Instant::now();
-        if ctx.stopped().is_none() {
-            loop {
-                let (outstanding, connecting) = {
-                    let s = ctx.state();
-                    (s.outstanding(), s.connecting())
-                };
-                if (outstanding == 0 && connecting == 0) || grace_start.elapsed() >= grace {
+/// 2. The window, from `t0`: sessions arrive on schedule; the state is sampled every second
+///    of it; its books close at its end (or at a stop).
+async fn run_window(
+    ctx: &Arc<Ctx>,
+    arrivals: Vec<Planned>,
+    probe: &dyn Probe,
+    times: &mut PhaseTimes,
+    samples: &mut Samples,
+) {
+    let t0 = Instant::now();
+    ctx.state().start_window(t0);
+    samples.target_cpu[1] = probe.target_cpu();
+    samples.driver_cpu[1] = super::local::self_cpu();
+    samples.driver_rss[1] = super::local::self_rss();
+    samples.sockets_at_t0 = ctx.state().open_sockets();
+    ctx.ctl.send_replace(Phase::Window { t0 });
+    let end = t0 + ctx.time.duration;
+    {
+        let ctx2 = ctx.clone();
+        tokio::spawn(async move {
+            for p in arrivals {
+                let at = t0 + ctx2.time.real_at(p.plan.arrival_ns);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                if !matches!(*ctx2.ctl.borrow(), Phase::Window { .. })
+                    || ctx2.stopped().is_some()
+                    || at >= end
+                {
                     break;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                    _ = ctx.until_stopped() => break,
+                ctx2.spawn_session(p, at);
+            }
+        });
+    }
+    let sampler = {
+        let ctx2 = ctx.clone();
+        tokio::spawn(async move {
+            let mut k = 1u32;
+            loop {
+                let at = t0 + Duration::from_secs(1) * k;
+                if at > end {
+                    break;
                 }
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                ctx2.state().sample(at - Duration::from_secs(1));
+                k += 1;
+            }
+        })
+    };
+    tokio::select! {
+        _ = sleep_opt(Some(end)) => {}
+        _ = ctx.until_stopped() => {}
+    }
+    sampler.abort();
+    times.window = t0.elapsed().min(ctx.time.duration);
+    // The window ends here, before any session hears of a stop: what follows is not the
+    // window's.
+    ctx.state().close_books(Instant::now());
+    if ctx.stopped().is_none() {
+        ctx.ctl.send_replace(Phase::Drain);
+    }
+}
+
+/// 3. The grace: wait for deliveries in flight and answers to late connects, then count
+///    the deliveries that never came. False when a Ctrl-C skipped it (they are counted
+///    after the cut).
+async fn run_grace(
+    ctx: &Arc<Ctx>,
+    grace: Duration,
+    probe: &dyn Probe,
+    times: &mut PhaseTimes,
+    samples: &mut Samples,
+) -> bool {
+    let grace_start = Instant::now();
+    if ctx.stopped().is_none() {
+        loop {
+            let (outstanding, connecting) = {
+                let s = ctx.state();
+                (s.outstanding(), s.connecting())
+            };
+            if (outstanding == 0 && connecting == 0) || grace_start.elapsed() >= grace {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = ctx.until_stopped() => break,
             }
         }
-        if matches!(ctx.stopped(), Some(Stop::Interrupted(_))) {
-            deliveries_final = false;
-        } else {
-            ctx.state().finalize_deliveries();
-        }
-        times.grace = grace_start.elapsed();
-        samples.target_cpu[2] = probe.target_cpu();
-        samples.driver_cpu[2] = super::local::self_cpu();
     }
+    let counted = !matches!(ctx.stopped(), Some(Stop::Interrupted(_)));
+    if counted {
+        ctx.state().finalize_deliveries();
+    }
+    times.grace = grace_start.elapsed();
+    samples.target_cpu[2] = probe.target_cpu();
+    samples.driver_cpu[2] = super::local::self_cpu();
+    counted
+}
 
-    // 4. Cut (in order, also after a Ctrl-C; at once when the target went away or on a
-    // second Ctrl-C).
+/// 4. The cut: every session leaves, in order (also after a Ctrl-C); at once when the
+///    target went away or on a second Ctrl-C.
+async fn run_cut(
+    ctx: &Arc<Ctx>,
+    deliveries_final: bool,
+    probe: &dyn Probe,
+    times: &mut PhaseTimes,
+    samples: &mut Samples,
+) {
+    let mut ctl = ctx.ctl.subscribe();
     let cut_start = Instant::now();
+    samples.sockets_at_cut = ctx.state().open_sockets();
     let limit = match ctx.stopped() {
         None => Some(ctx.timeouts.leave + ctx.timeouts.connect + Duration::from_secs(1)),
         Some(Stop::Interrupted(_)) => Some(INTERRUPT_STOP),
@@ -1135,10 +1197,10 @@ pub(crate) async fn orchestrate(
         ctx.state().finalize_deliveries();
     }
     times.cut = cut_start.elapsed();
-    ctrl_c.abort();
-    watchdog.abort();
-    if let Some(t) = ticker {
-        t.abort();
+    if samples.target_cpu[2].is_some() && ctx.stopped().is_none() {
+        // The last closes may still be torn down after their close frame: let the target
+        // go idle, so that the sample covers the departures' whole work.
+        tokio::time::sleep(IDLE_SETTLE).await;
+        samples.target_cpu[3] = probe.target_cpu();
     }
-    (times, samples)
 }

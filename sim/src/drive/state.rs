@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 
 use super::plan::TimeMap;
+use crate::meter::Meter;
 use crate::metrics::{Gauges, Latency, TimeSeries};
-use crate::model::object::Object;
 use crate::workload::RoomPick;
 
 /// Completed message records are kept this long, to recognise duplicates.
@@ -154,19 +154,24 @@ pub(crate) struct Measured {
     pub peaks: Peaks,
     pub timeseries: TimeSeries,
     pub per_object: Vec<ObjectTally>,
-    /// Object-seconds with a socket open (plan time), per the billing rule of `accept()`.
-    pub socket_seconds: f64,
-    /// Idle-tail seconds (plan time).
-    pub tail_seconds: f64,
-    /// Objects that had a socket in the window.
-    pub objects_used: u64,
+    /// The window's meter: the sockets' open and close per object (plan time) as they
+    /// happen; the rest is fed from the counts when the report is built.
+    pub meter: Meter,
+    /// Plan time of each message written in the window (its rows are stored from then on),
+    /// [`REFUSED`] for one the Worker refused.
+    pub message_offsets: Vec<u64>,
     /// Plan time the window covered when its books were closed: the whole stretch, or less
     /// when the run stopped early (0 when the window never began).
     pub covered_ns: u64,
 }
 
+/// A message offset that stands for a refused message.
+pub(crate) const REFUSED: u64 = u64::MAX;
+
 #[derive(Debug)]
 struct Record {
+    /// Its index in [`Measured::message_offsets`].
+    index: usize,
     intended: Instant,
     sent: Instant,
     expected: Vec<u64>,
@@ -188,12 +193,10 @@ pub(crate) struct State {
     t0: Option<Instant>,
     end: Option<Instant>,
     closed_books: bool,
-    tail_ns: u64,
     capacity: u32,
     rooms: Vec<RoomLive>,
     claimed: Vec<u32>,
     rooms_with_space: BTreeSet<u32>,
-    objects: Vec<Object>,
     active_objects: u32,
     seated_total: u64,
     queued_total: u64,
@@ -209,24 +212,19 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(
-        time: TimeMap,
-        rooms: u32,
-        objects: u32,
-        capacity: u32,
-        tail_ns: u64,
-    ) -> State {
+    /// The state of a run over `rooms` rooms of `capacity` seats; `meter` (set up for the
+    /// window, its room-hosting objects) counts the window's usage.
+    pub(crate) fn new(time: TimeMap, rooms: u32, capacity: u32, meter: Meter) -> State {
+        let objects = meter.setup().objects;
         State {
             time,
             t0: None,
             end: None,
             closed_books: false,
-            tail_ns,
             capacity,
             rooms: (0..rooms).map(|_| RoomLive::default()).collect(),
             claimed: vec![0; rooms as usize],
             rooms_with_space: (0..rooms).collect(),
-            objects: vec![Object::default(); objects as usize],
             active_objects: 0,
             seated_total: 0,
             queued_total: 0,
@@ -241,6 +239,7 @@ impl State {
             m: Measured {
                 timeseries: TimeSeries::new(time.plan_len(Duration::from_secs(1)).max(1)),
                 per_object: vec![ObjectTally::default(); objects as usize],
+                meter,
                 ..Measured::default()
             },
         }
@@ -402,7 +401,7 @@ impl State {
             .record_ns(at.saturating_duration_since(started).as_nanos() as u64);
         self.open_sockets += 1;
         let t = self.plan_offset(at);
-        if self.objects[object as usize].open_socket(t, self.tail_ns) {
+        if self.m.meter.socket_opened(object, t) {
             self.active_objects += 1;
         }
         self.track_peaks();
@@ -411,12 +410,8 @@ impl State {
     /// The socket of a session on `object` is gone.
     pub(crate) fn socket_closed(&mut self, object: u32, now: Instant) {
         self.open_sockets = self.open_sockets.saturating_sub(1);
-        if self.closed_books {
-            return;
-        }
         let t = self.plan_offset(now);
-        let o = &mut self.objects[object as usize];
-        if o.sockets > 0 && o.close_socket(t) {
+        if self.m.meter.socket_closed(object, t) {
             self.active_objects -= 1;
         }
     }
@@ -599,7 +594,11 @@ impl State {
         let n = expected.len();
         self.m.deliveries.expected += n as u64;
         self.outstanding += n as u64;
+        let index = self.m.message_offsets.len();
+        let at = self.plan_offset(sent);
+        self.m.message_offsets.push(at);
         let rec = Record {
+            index,
             intended,
             sent,
             got: vec![false; n],
@@ -638,6 +637,9 @@ impl State {
     /// A `not_admitted` error frame: the Worker refused the latest message of this sender.
     pub(crate) fn not_admitted(&mut self, sender: u64, seq: u64) {
         self.m.totals.not_admitted += 1;
+        if let Some(r) = self.records.get(&(sender, seq)) {
+            self.m.message_offsets[r.index] = REFUSED;
+        }
         self.message_failed(sender, seq);
     }
 
@@ -729,18 +731,7 @@ impl State {
         if self.end.is_some_and(|end| now < end) {
             self.end = Some(now);
         }
-        let (mut socket_ns, mut tail_ns, mut used) = (0u64, 0u64, 0u64);
-        for o in &mut self.objects {
-            if o.sockets > 0 || o.socket_ns > 0 || o.tail_ns > 0 {
-                used += 1;
-            }
-            o.finish(span, self.tail_ns);
-            socket_ns += o.socket_ns;
-            tail_ns += o.tail_ns;
-        }
-        self.m.socket_seconds = socket_ns as f64 / 1e9;
-        self.m.tail_seconds = tail_ns as f64 / 1e9;
-        self.m.objects_used = used;
+        self.m.meter.close_books(span);
         self.m.window.still_waiting = self.queued_window;
         self.m.window.still_connecting = self.connecting[Kind::Window as usize];
     }

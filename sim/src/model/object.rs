@@ -1,8 +1,9 @@
-//! Object: one Durable Object as a single-threaded FIFO server with a billing state.
+//! Object: one Durable Object as a single-threaded FIFO server.
 //!
 //! Because service is FIFO and service times are drawn when a request arrives, a request's
 //! start and end are known on arrival: `start = max(arrival, busy_until)`. That needs no
-//! events of its own, and the object's busy time is simply the sum of its service times.
+//! events of its own, and the object's busy time is simply the sum of its service times (the
+//! meter, [`crate::meter`], adds them up).
 //! Arrivals must be offered in time order (the event list guarantees it).
 
 use std::collections::VecDeque;
@@ -31,26 +32,13 @@ pub enum Served {
     Overloaded,
 }
 
-/// One object.
+/// One object as a server (its billing — busy time, socket time — is the meter's:
+/// [`crate::meter`]).
 #[derive(Debug, Default, Clone)]
 pub struct Object {
     busy_until: u64,
     /// Completion times of requests still in the object, oldest first.
     in_system: VecDeque<u64>,
-    /// Total service time, in ns.
-    pub busy_ns: u64,
-    /// Requests served.
-    pub served: u64,
-    /// Sockets currently connected (seated or queued users).
-    pub sockets: u32,
-    /// Since when at least one socket has been connected.
-    socket_since: u64,
-    /// When the last socket closed (for the idle tail), if it has.
-    idle_since: Option<u64>,
-    /// Wall-clock ns with at least one socket connected.
-    pub socket_ns: u64,
-    /// Idle ns in memory after the last socket closed, capped by the tail.
-    pub tail_ns: u64,
 }
 
 impl Object {
@@ -78,46 +66,7 @@ impl Object {
         if track {
             self.in_system.push_back(done_ns);
         }
-        self.busy_ns = self.busy_ns.saturating_add(service_ns);
-        self.served += 1;
         Served::Done { wait_ns, done_ns }
-    }
-
-    /// A socket opened at `now`; returns true if it is the object's first open socket.
-    pub fn open_socket(&mut self, now: u64, tail_ns: u64) -> bool {
-        self.sockets += 1;
-        if self.sockets == 1 {
-            if let Some(idle) = self.idle_since.take() {
-                self.tail_ns += (now - idle).min(tail_ns);
-            }
-            self.socket_since = now;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A socket closed at `now`; returns true if it was the object's last one.
-    pub fn close_socket(&mut self, now: u64) -> bool {
-        debug_assert!(self.sockets > 0);
-        self.sockets -= 1;
-        if self.sockets == 0 {
-            self.socket_ns += now - self.socket_since;
-            self.idle_since = Some(now);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Close the books at the end of the window.
-    pub fn finish(&mut self, end: u64, tail_ns: u64) {
-        if self.sockets > 0 {
-            self.socket_ns += end.saturating_sub(self.socket_since);
-            self.socket_since = end;
-        } else if let Some(idle) = self.idle_since.take() {
-            self.tail_ns += end.saturating_sub(idle).min(tail_ns);
-        }
     }
 }
 
@@ -150,7 +99,6 @@ mod tests {
                 done_ns: 40
             }
         );
-        assert_eq!(o.busy_ns, 30);
     }
 
     #[test]
@@ -181,27 +129,12 @@ mod tests {
             o.serve(0, 1_000, OverloadRule::default());
         }
         assert!(o.in_system.is_empty());
-        assert_eq!(o.busy_ns, 10_000_000);
+        assert_eq!(o.busy_until, 10_000_000);
         // Completion times saturate instead of overflowing.
         let mut o = Object::default();
         for _ in 0..3 {
             o.serve(0, u64::MAX / 2, OverloadRule::default());
         }
         assert_eq!(o.busy_until, u64::MAX);
-        assert_eq!(o.busy_ns, u64::MAX);
-    }
-
-    #[test]
-    fn socket_time_and_capped_idle_tail() {
-        let mut o = Object::default();
-        assert!(o.open_socket(100, 50));
-        assert!(!o.open_socket(150, 50));
-        assert!(!o.close_socket(200));
-        assert!(o.close_socket(300));
-        assert!(o.open_socket(320, 50)); // tail 20
-        assert!(o.close_socket(400));
-        o.finish(1000, 50); // tail capped at 50
-        assert_eq!(o.socket_ns, 200 + 80);
-        assert_eq!(o.tail_ns, 20 + 50);
     }
 }

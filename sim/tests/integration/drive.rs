@@ -806,6 +806,130 @@ fn dosim_drive_local_reconciles_exactly_with_the_worker_for_every_strategy() {
     }
 }
 
+/// Full rooms under the Hibernation API, everyone leaving at the end: every phase of a short
+/// run has enough events for a measured figure (30 connects in the ramp, hundreds of
+/// messages in the window, 24 closes in the departures).
+fn measured_rooms() -> String {
+    FIXED_ROOMS.replace("hibernation = false", "hibernation = true")
+}
+
+fn source<'a>(r: &'a Value, line: &str) -> &'a str {
+    r["drive"]["usage_sources"][line]
+        .as_str()
+        .unwrap_or_else(|| panic!("no source for {line}: {}", r["drive"]["usage_sources"]))
+}
+
+#[test]
+fn a_local_drive_bills_measured_cpu_and_a_target_drive_says_nothing_was_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = measured_rooms();
+    let scenario = write_scenario(dir.path(), "measured.toml", &text);
+    let s = dosim::scenario::Scenario::from_file(&scenario).unwrap();
+    let mut w = start(&LocalSettings::for_scenario(&s).unwrap());
+    let (target, token) = (w.target().to_string(), w.token().to_string());
+    let path = scenario.to_str().unwrap();
+    let window = ["--duration", "3s", "--from", "2h"];
+    let (local, remote) = std::thread::scope(|scope| {
+        let local = scope.spawn(|| {
+            let mut args = vec![path, "--local"];
+            args.extend(window);
+            dosim_drive(
+                &args,
+                &dir.path().join("local.json"),
+                Duration::from_secs(60),
+            )
+        });
+        let remote = scope.spawn(|| {
+            let mut args = vec![path, "--target", &target, "--stats-token", &token];
+            args.extend(window);
+            dosim_drive(
+                &args,
+                &dir.path().join("target.json"),
+                Duration::from_secs(60),
+            )
+        });
+        (local.join().unwrap(), remote.join().unwrap())
+    });
+    w.stop();
+    for (what, f) in [("local", &local), ("target", &remote)] {
+        assert_eq!(f.code, Some(0), "{what}: {}", f.stderr);
+    }
+
+    // --local: workerd's CPU, read per thread in ns, gives every per-event cost, and the
+    // bill is made of them.
+    let r = local.report.as_ref().unwrap();
+    assert_reconciled(r, "local");
+    let cpu = &r["drive"]["cpu"];
+    assert_eq!(cpu["clock"], "schedstat", "{cpu}");
+    assert_eq!(cpu["not_measured"], Value::Null, "{cpu}");
+    let figure = |k: &str| {
+        let v = cpu[k].as_f64().unwrap_or_else(|| panic!("no {k}: {cpu}"));
+        assert!(v > 0.0, "{k}: {cpu}");
+        v
+    };
+    let per_request = figure("cpu_ms_per_worker_request");
+    let per_connect = figure("cpu_ms_per_connect");
+    let per_close = figure("cpu_ms_per_close");
+    let per_message = figure("cpu_ms_per_message");
+    assert!(cpu["ramp_connects"].as_u64().unwrap() >= 20, "{cpu}");
+    assert!(cpu["departures_closes"].as_u64().unwrap() >= 20, "{cpu}");
+    for line in ["worker_cpu_ms", "do_active_seconds"] {
+        let src = source(r, line);
+        assert!(src.starts_with("measured: "), "{line}: {src}");
+        assert!(src.contains("workerd's CPU"), "{line}: {src}");
+    }
+    assert!(source(r, "sqlite_rows_read").starts_with("modelled: "));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-3 * b.abs().max(1e-9);
+    let m = &r["monthly_usage"];
+    let n = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    assert!(
+        close(n(m, "worker_cpu_ms"), n(m, "worker_requests") * per_request),
+        "{m}"
+    );
+    // The window's object time is its events × their CPU (a connect's less the Worker's).
+    let u = &r["usage"];
+    let count = |k: &str| cpu[k].as_f64().unwrap();
+    let busy_ms = count("window_connects") * (per_connect - per_request)
+        + count("window_messages_in") * per_message
+        + count("window_closes") * per_close;
+    assert_eq!(
+        count("window_messages_in"),
+        n(u, "do_websocket_messages_in")
+    );
+    assert!(close(n(u, "do_active_seconds"), busy_ms / 1e3), "{u} {cpu}");
+    assert!(
+        local.stdout.contains("target CPU (schedstat)"),
+        "{}",
+        local.stdout
+    );
+    let notes = r["provenance"]["notes"].to_string();
+    assert!(notes.contains("one thread"), "{notes}");
+
+    // --target: nothing measured on the server side, and every such line says so.
+    let r = remote.report.as_ref().unwrap();
+    assert_reconciled(r, "target");
+    assert!(r["drive"].get("cpu").is_none(), "{}", r["drive"]);
+    for line in ["worker_cpu_ms", "do_active_seconds"] {
+        let src = source(r, line);
+        assert!(src.starts_with("modelled: "), "{line}: {src}");
+        assert!(
+            src.contains("nothing measured on the server side against --target"),
+            "{line}: {src}"
+        );
+    }
+    assert!(source(r, "do_websocket_messages_in").starts_with("measured: "));
+    let m = &r["monthly_usage"];
+    assert!(close(
+        n(m, "worker_cpu_ms"),
+        n(m, "worker_requests") * s.platform.worker_cpu_ms_per_connect
+    ));
+    let notes = r["provenance"]["notes"].to_string();
+    assert!(
+        notes.contains("nothing measured on the server side"),
+        "{notes}"
+    );
+}
+
 #[test]
 fn a_target_that_dies_mid_run_gives_a_partial_report_and_a_failure() {
     let dir = tempfile::tempdir().unwrap();

@@ -182,11 +182,13 @@ fn failing_target(healthy: u32, body: &'static str) -> (u16, Arc<AtomicU32>) {
             } else {
                 ("500 Internal Server Error", body)
             };
-            let _ = write!(
-                stream,
+            // One write: the WebSocket client keeps the body of a refused upgrade only as far
+            // as it arrived with the head (as a real server sends a small answer).
+            let answer = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
                 text.len()
             );
+            let _ = stream.write_all(answer.as_bytes());
         }
     });
     (port, upgrades)

@@ -1,12 +1,13 @@
-//! Details: the `drive` block of a report (drive mode only). See the module documentation of
-//! [`crate::drive`] for every key.
+//! The `drive` block of a report (drive mode only): what the WebSocket driver measured
+//! beyond the shared report shape, and its text. The driver ([`crate::drive`]) fills it;
+//! every key is documented in `sim/REPORT.md`. The reconciliation's types live here too, so
+//! that a report can be read (and rendered) without the driver.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::reconcile::Reconciliation;
 use crate::metrics::LatencySummary;
 
 /// Everything a measured run reports beyond the shared report shape.
@@ -179,11 +180,20 @@ pub struct ProjectionDetails {
     pub factor: Option<f64>,
 }
 
-/// CPU time of the target process (workerd: the Worker and every Durable Object of it).
+/// CPU time of the target process (workerd: the Worker and every Durable Object of it, on
+/// one thread), per phase of the run, and the per-event figures derived from it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuDetails {
     /// Where it comes from.
     pub source: String,
+    /// `schedstat` (ns per thread, `/proc/<pid>/task/*/schedstat`) or `proc_stat`
+    /// (`/proc/<pid>/stat`, clock ticks: 10 ms).
+    pub clock: String,
+    /// Requests answered by the Worker alone before the ramp (the join route without an
+    /// `Upgrade` header: 426), to measure the Worker's own share of a request.
+    pub probe_requests: u64,
+    /// CPU during those requests.
+    pub probe_cpu_ms: f64,
     /// CPU during the ramp (connects only).
     pub ramp_cpu_ms: f64,
     /// Upgrades during the ramp.
@@ -196,13 +206,32 @@ pub struct CpuDetails {
     pub window_messages_in: u64,
     /// Deliveries in the window.
     pub window_deliveries: u64,
-    /// CPU per connect (from the ramp when it had at least 20 connects).
+    /// Departures (closes) in the window.
+    pub window_closes: u64,
+    /// CPU during the final departures (every socket left closes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departures_cpu_ms: Option<f64>,
+    /// Sockets that closed in the final departures.
+    pub departures_closes: u64,
+    /// CPU per request the Worker answers alone (from the probe).
+    pub cpu_ms_per_worker_request: Option<f64>,
+    /// CPU per connect (from the ramp when it had enough connects), the Worker's share
+    /// included.
     pub cpu_ms_per_connect: Option<f64>,
-    /// CPU per inbound message including its fan-out:
-    /// `(window CPU − window connects × cpu_ms_per_connect) / messages`.
+    /// CPU per inbound message including its fan-out: the window's CPU less its connects
+    /// and closes at the measured rates, ÷ messages.
     pub cpu_ms_per_message: Option<f64>,
-    /// How the two were derived.
+    /// CPU per close (from the final departures), the lobby's leave RPC included.
+    pub cpu_ms_per_close: Option<f64>,
+    /// Recipients per inbound message in the window (the fan-out `cpu_ms_per_message`
+    /// includes).
+    pub mean_recipients: Option<f64>,
+    /// How the figures were derived, and how they are billed.
     pub method: String,
+    /// Figures that could not be measured in this run (too few events in their phase, no
+    /// sample), each billed as the scenario models it instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_measured: Vec<String>,
 }
 
 /// The driver's own cost.
@@ -228,6 +257,84 @@ pub struct DriverDetails {
     pub nofile_limit: Option<u64>,
 }
 
+// -- the reconciliation (filled by `crate::drive::reconcile`) ------------------------------
+
+/// One compared counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// The Worker's counter (as in its stats: `connects`, `rejections.room_full`,
+    /// `lobby.rpc_join`, ...).
+    pub name: String,
+    /// What the driver counted (or expects).
+    pub driver: u64,
+    /// What the Worker counted during the run (difference of the two reads).
+    pub worker: u64,
+    /// Equal.
+    pub ok: bool,
+}
+
+/// An object that restarted during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    /// Object name.
+    pub object: String,
+    /// How it was detected.
+    pub how: String,
+    /// Its `started_at` (Unix ms, the Worker's clock).
+    pub started_at_unix_ms: f64,
+}
+
+/// A per-object counter that differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectDifference {
+    /// Object name.
+    pub object: String,
+    /// Counter.
+    pub field: String,
+    /// Driver's count.
+    pub driver: u64,
+    /// Worker's count.
+    pub worker: u64,
+}
+
+/// The result of the reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    /// Every check equal and no restart.
+    pub ok: bool,
+    /// How the Worker's numbers were obtained.
+    pub source: String,
+    /// Every compared counter.
+    pub checks: Vec<Check>,
+    /// The checks that differ, as `name: driver D, worker W (W − D)`.
+    pub differences: Vec<String>,
+    /// Checks (and per-object counters) that differ but cannot be judged: sockets were
+    /// closed without waiting for the Worker after an interrupt (see the module
+    /// documentation). Same format as `differences`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_comparable: Vec<String>,
+    /// Why `not_comparable` is not empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_comparable_reason: Option<String>,
+    /// Per-object differences (at most 20).
+    pub object_differences: Vec<ObjectDifference>,
+    /// Objects that restarted during the run, their counters lost.
+    pub restarts: Vec<Restart>,
+    /// Objects evicted and started again during the run, their counters kept: (object,
+    /// times).
+    pub evictions: Vec<(String, u64)>,
+    /// Room-hosting objects in the Worker's stats after the run (active and idle).
+    pub objects: u64,
+    /// Objects whose lineages the Worker pruned during the run (their counters kept in its
+    /// sum, so in the checks).
+    pub pruned: u64,
+    /// Objects whose own counters were compared with the driver's (one lineage covering the
+    /// whole run).
+    pub objects_compared: u64,
+    /// Sockets the Worker still held after the run (0 when everyone left).
+    pub connections_after: u64,
+}
+
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
 }
@@ -236,6 +343,18 @@ impl DriveDetails {
     /// The drive section of the text summary.
     pub fn render_text(&self) -> String {
         let mut o = String::new();
+        self.render_time(&mut o);
+        self.render_sessions(&mut o);
+        self.render_costs(&mut o);
+        self.render_reconciliation(&mut o);
+        for w in &self.warnings {
+            let _ = writeln!(o, "  warning: {w}");
+        }
+        o
+    }
+
+    /// The target, the status and the time mapping.
+    fn render_time(&self, o: &mut String) {
         let t = &self.time;
         let _ = writeln!(o, "\nDrive: {} · status {}", self.target, self.status);
         if let Some(s) = &self.stopped {
@@ -275,6 +394,10 @@ impl DriveDetails {
             t.cut_seconds
         );
         let _ = writeln!(o, "  from: {}", t.from_reason);
+    }
+
+    /// Sessions, deliveries, connect latency and faults.
+    fn render_sessions(&self, o: &mut String) {
         let c = &self.carried;
         let _ = writeln!(
             o,
@@ -322,15 +445,50 @@ impl DriveDetails {
                 .collect();
             let _ = writeln!(o, "  faults: {}", list.join(", "));
         }
+    }
+
+    /// The target's CPU, where the usage came from, the driver's own cost.
+    fn render_costs(&self, o: &mut String) {
         if let Some(cpu) = &self.cpu {
             let _ = writeln!(
                 o,
-                "  target CPU: {} ms per connect, {} ms per message (incl. fan-out); ramp {:.0} ms / {} connects, window {:.0} ms",
+                "  target CPU ({}): {} ms per Worker request, {} ms per connect, {} ms per message ({} recipients), {} ms per close; ramp {:.1} ms / {} connects, window {:.1} ms",
+                cpu.clock,
+                opt(cpu.cpu_ms_per_worker_request, 3),
                 opt(cpu.cpu_ms_per_connect, 3),
                 opt(cpu.cpu_ms_per_message, 4),
+                opt(cpu.mean_recipients, 2),
+                opt(cpu.cpu_ms_per_close, 3),
                 cpu.ramp_cpu_ms,
                 cpu.ramp_connects,
                 cpu.window_cpu_ms
+            );
+            for n in &cpu.not_measured {
+                let _ = writeln!(o, "    not measured: {n}");
+            }
+        }
+        let kinds = |kind: &str| -> Vec<&str> {
+            self.usage_sources
+                .iter()
+                .filter(|(_, v)| v.starts_with(&format!("{kind}:")))
+                .map(|(k, _)| k.as_str())
+                .collect()
+        };
+        let (measured, modelled) = (kinds("measured"), kinds("modelled"));
+        if !self.usage_sources.is_empty() {
+            let _ = writeln!(
+                o,
+                "  usage measured: {}; modelled: {} (how: drive.usage_sources)",
+                if measured.is_empty() {
+                    "none".to_string()
+                } else {
+                    measured.join(", ")
+                },
+                if modelled.is_empty() {
+                    "none".to_string()
+                } else {
+                    modelled.join(", ")
+                },
             );
         }
         let dr = &self.driver;
@@ -342,6 +500,10 @@ impl DriveDetails {
             dr.peak_open_sockets,
             opt(dr.rss_bytes_per_connection.map(|b| b / 1024.0), 1)
         );
+    }
+
+    /// The reconciliation with the Worker's stats.
+    fn render_reconciliation(&self, o: &mut String) {
         match &self.reconciliation {
             None => {
                 let _ = writeln!(o, "  reconciliation: not done (see the warnings)");
@@ -395,10 +557,6 @@ impl DriveDetails {
                 );
             }
         }
-        for w in &self.warnings {
-            let _ = writeln!(o, "  warning: {w}");
-        }
-        o
     }
 }
 
