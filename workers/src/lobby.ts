@@ -141,9 +141,13 @@ export class Lobby extends DurableObject<Env> {
       } catch {
         ok = false;
       }
-      if (!ok && this.users.get(p.user) === rec) {
-        // The user's socket is gone: release the seat again.
+      if (!ok) {
+        // The user's socket is gone. Counted whether or not its leave reached the lobby
+        // first (it then released the seat itself): either way no promotion reached a user.
         this.counters.promote_failed += 1;
+      }
+      if (!ok && this.users.get(p.user) === rec) {
+        // The seat is still held for the user: release it again.
         const out = this.admission!.leave(p.user);
         if (out.outcome !== "unknown") {
           this.counters.left += 1;
