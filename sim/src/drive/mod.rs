@@ -35,8 +35,9 @@
 //! - `latency_ms.message`: per recipient, from the message's **intended** send time (the
 //!   plan's) to its receipt — coordinated-omission corrected as wrk2 does;
 //! - `latency_ms.message_from_send`: per recipient, from the actual write;
-//! - `latency_ms.send_lag`: actual write − intended time (the driver's own lateness; the
-//!   tokio timer's resolution is 1 ms);
+//! - `latency_ms.send_lag`: actual write − intended time (the driver's own lateness: a
+//!   pacer thread wakes sessions on time to within tens of microseconds where tokio's
+//!   timer would be up to 1 ms late, see `pacer`);
 //! - `latency_ms.object_queue`: **empty**: time in an object's queue cannot be seen from
 //!   outside the Worker.
 //!
@@ -102,6 +103,7 @@
 pub mod client;
 mod cpu;
 pub mod local;
+mod pacer;
 pub mod plan;
 pub mod reconcile;
 mod report;
