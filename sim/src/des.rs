@@ -856,6 +856,10 @@ pub fn simulate_report(
     {
         notes.push("global limits outside the single-object design: a lobby object admits and releases (1 RPC per join, leave and promotion; platform.lobby_rows_written_per_change storage rows written per change of its state)".to_string());
     }
+    let calibrated = crate::calibration::note(&scenario.platform);
+    if let Some(n) = &calibrated {
+        notes.insert(0, format!("service times and Worker CPU {n}"));
+    }
     Report::assemble(Parts {
         mode: "simulate",
         scenario,
@@ -865,8 +869,14 @@ pub fn simulate_report(
         provenance: Provenance {
             dosim_version: env!("CARGO_PKG_VERSION").to_string(),
             method: format!(
-                "simulated: discrete-event simulation of a {} window, seed {}",
-                scenario.window.length, scenario.seed
+                "simulated: discrete-event simulation of a {} window, seed {}{}",
+                scenario.window.length,
+                scenario.seed,
+                if calibrated.is_some() {
+                    " (calibrated: see the notes)"
+                } else {
+                    ""
+                }
             ),
             notes,
         },

@@ -47,6 +47,7 @@
 
 pub use model::strategy::Strategy;
 
+pub mod calibration;
 pub mod des;
 pub mod drive;
 pub mod error;

@@ -169,6 +169,39 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Fit the simulator's per-event service times and the Worker's CPU from a ladder of
+    /// short drives (room sizes, message rates, strategies with and without the lobby), and
+    /// write a calibration file scenarios can reference (platform.calibration or
+    /// --calibration).
+    #[command(after_help = CALIBRATE_EXAMPLES)]
+    #[command(group(clap::ArgGroup::new("endpoint").args(["target", "local"]).required(true)))]
+    Calibrate {
+        /// A fresh local workerd (127.0.0.1) per run: CPU-derived figures.
+        #[arg(long)]
+        local: bool,
+        /// A running Worker (ws://, wss://): figures from latency differences alone.
+        #[arg(long, conflicts_with = "local")]
+        target: Option<String>,
+        /// Extra root certificates (PEM) for a wss:// target.
+        #[arg(long, value_name = "PATH")]
+        ca_cert: Option<PathBuf>,
+        /// The Worker's folder for --local (default: workers/ found from here).
+        #[arg(long)]
+        workers: Option<PathBuf>,
+        /// Strategies of the ladder (single has no lobby; per-room and sharded:N use it).
+        #[arg(
+            long,
+            default_value = "single,per-room,sharded:4",
+            value_delimiter = ','
+        )]
+        strategies: Vec<Strategy>,
+        /// The tiny ladder (2 room sizes, 1 rate, 2 s windows): under a minute.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the calibration file.
+        #[arg(long, default_value = "calibration.toml")]
+        out: PathBuf,
+    },
     /// Price a month of usage: a TOML file with the keys of a report's `monthly_usage` block
     /// (see scenarios/usage/example.toml).
     #[command(after_help = COST_EXAMPLES)]
@@ -237,6 +270,18 @@ Examples:
   # A deployed Worker over TLS; the stats token lets dosim reconcile with its counters
   DOSIM_STATS_TOKEN=secret dosim drive scenarios/seed-scale.toml --target wss://dosim.example.workers.dev --strategy sharded:4";
 
+const CALIBRATE_EXAMPLES: &str = "\
+Examples:
+  # The full ladder against local workerd (18 short runs, a few minutes); then use it with
+  # `dosim simulate SCENARIO --calibration calibration.toml` (or platform.calibration)
+  dosim calibrate --local --out calibration.toml
+
+  # The tiny ladder (4 runs, well under a minute) under single and per-room
+  dosim calibrate --local --quick --strategies single,per-room --out quick.toml
+
+  # A running Worker, from latencies alone (no CPU measured: a latency-derived file)
+  dosim calibrate --target ws://127.0.0.1:8787 --quick --out latency.toml";
+
 const COST_EXAMPLES: &str = "\
 Examples:
   # A month of usage (the keys of a report's `monthly_usage` block; absent keys are zero)
@@ -271,6 +316,10 @@ struct Common {
     /// Override the scenario's WebSocket API: true = Hibernation API, false = accept().
     #[arg(long)]
     hibernation: Option<bool>,
+    /// A calibration file (`dosim calibrate`): its figures replace the scenario's
+    /// worker_cpu_ms_per_connect and platform.service keys (and platform.calibration's).
+    #[arg(long, value_name = "PATH")]
+    calibration: Option<PathBuf>,
 }
 
 /// Replications and confidence intervals (simulate, compare, sweep).
@@ -506,6 +555,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_or(ExitCode::SUCCESS, |(_, c)| *c);
             Ok(worst)
         }
+        Command::Calibrate {
+            local,
+            target,
+            ca_cert,
+            workers,
+            strategies,
+            quick,
+            out,
+        } => {
+            let opts = dosim::calibration::ladder::Options {
+                local,
+                target,
+                ca_cert,
+                workers,
+                stats_token: None,
+                strategies,
+                quick,
+            };
+            let cal = dosim::calibration::ladder::calibrate(&opts, &mut |i, n, p| {
+                eprintln!(
+                    "calibrate: run {i}/{n}: {} rooms of {}, a message per {} ms per member, {} s",
+                    p.strategy,
+                    p.room_size,
+                    p.message_interval_ms,
+                    p.window.as_secs()
+                )
+            })?;
+            print!("{}", dosim::calibration::summary(&cal));
+            write(&out, &cal.to_toml())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cost {
             usage,
             pricing,
@@ -558,6 +638,9 @@ fn load(path: &Path, common: &Common) -> anyhow::Result<(Scenario, PriceTable, V
     }
     if let Some(n) = common.no_data {
         scenario.thresholds.no_data = n;
+    }
+    if let Some(path) = &common.calibration {
+        scenario.apply_calibration(&dosim::calibration::Calibration::from_file(path)?)?;
     }
     let name = common.pricing.as_deref().unwrap_or(&scenario.pricing);
     let pricing = PriceTable::builtin(name).map_err(dosim::Error::from)?;

@@ -201,7 +201,8 @@ impl DistSpec {
         }
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks serde cannot express (a lognormal's shape, a uniform's bounds).
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         match *self {
             DistSpec::Lognormal { median, sigma, p99 } => match (sigma, p99) {
                 (Some(_), Some(_)) => Err("give either sigma or p99, not both".into()),
@@ -671,6 +672,14 @@ pub struct Platform {
     pub service: Service,
     /// Overload rule.
     pub overload: Overload,
+    /// A calibration file (`dosim calibrate` writes them), relative to the scenario file:
+    /// its figures replace `worker_cpu_ms_per_connect` and the `service` keys it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<PathBuf>,
+    /// Which platform keys a calibration replaced, and from where (not a key; see
+    /// [`Scenario::apply_calibration`]).
+    #[serde(skip)]
+    pub calibrated: std::collections::BTreeMap<String, crate::meter::Source>,
 }
 
 impl Default for Platform {
@@ -684,6 +693,8 @@ impl Default for Platform {
             lobby_rows_written_per_change: 1.0,
             service: Service::default(),
             overload: Overload::default(),
+            calibration: None,
+            calibrated: Default::default(),
         }
     }
 }
@@ -859,7 +870,31 @@ impl Scenario {
         scenario
             .validate()
             .map_err(|(key, message)| locate(text, path, &key, message))?;
+        if let Some(file) = scenario.platform.calibration.clone() {
+            let file = path.parent().unwrap_or(Path::new("")).join(file);
+            let cal = crate::calibration::Calibration::from_file(&file).map_err(|e| match e {
+                Error::Io { path: p, cause } => locate(
+                    text,
+                    path,
+                    "platform.calibration",
+                    format!("cannot read the calibration file {}: {cause}", p.display()),
+                ),
+                other => other,
+            })?;
+            scenario.apply_calibration(&cal)?;
+        }
         Ok(scenario)
+    }
+
+    /// Replace the platform figures `cal` has (`worker_cpu_ms_per_connect` and the
+    /// `platform.service` keys) with its calibrated ones, and record which, so that reports
+    /// and usage sources say they are calibrated and from which file. The one place a
+    /// calibration is applied: `platform.calibration` in a scenario and `--calibration` on
+    /// the command line both come here (a later call wins key by key). Errors if the result
+    /// no longer validates.
+    pub fn apply_calibration(&mut self, cal: &crate::calibration::Calibration) -> Result<()> {
+        cal.apply_to(&mut self.platform);
+        self.check()
     }
 
     /// Validate again after a change (a sweep's scaled load and rooms): the same rules, and

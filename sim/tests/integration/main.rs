@@ -4,6 +4,9 @@
 mod admission_invariants;
 /// The shared admission vectors, replayed against the Rust admission module.
 mod admission_vectors;
+/// `dosim calibrate` against a real workerd (quick ladder, --local and --target), and
+/// calibration files applied to scenarios or refused with file, line and key.
+mod calibrate;
 /// The `dosim` binary: exit codes, files written, error messages.
 mod cli;
 /// `dosim cost`: usage files, a report's usage blocks priced back to its bill, the README's
