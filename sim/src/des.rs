@@ -204,6 +204,9 @@ pub struct Outcome {
     /// Of a [`Stretch`]: the meter's counts of events from `t0` on (the drive's window
     /// usage counts events of the window and deliveries of its messages).
     pub window_counts: crate::meter::Counts,
+    /// Of a [`Stretch`]: the billable usage from `t0` on (under `accept()`, object time is
+    /// the whole run's, ramp included).
+    pub window_usage: crate::usage::Usage,
     /// Connect latency.
     pub connect: Latency,
     /// Admission wait.
@@ -405,7 +408,7 @@ impl<'a> Simulation<'a> {
         while let Some((now, ev)) = self.events.pop() {
             if let Some(c) = self.clock {
                 if now >= c.t0 && t0_counts.is_none() {
-                    t0_counts = Some(self.meter.counts());
+                    t0_counts = Some((self.meter.counts(), self.meter.usage(&self.costs).usage));
                 }
             }
             if now >= self.end {
@@ -430,8 +433,9 @@ impl<'a> Simulation<'a> {
         while self.next_sample <= self.end {
             self.sample();
         }
+        let t0_usage = t0_counts.as_ref().map(|(_, u)| u.clone());
         if self.clock.is_some() {
-            let before = t0_counts.unwrap_or_default();
+            let before = t0_counts.map(|(c, _)| c).unwrap_or_default();
             let after = self.meter.counts();
             self.out.window_counts = crate::meter::Counts {
                 worker_requests: after.worker_requests - before.worker_requests,
@@ -445,6 +449,23 @@ impl<'a> Simulation<'a> {
             };
         }
         self.finish();
+        if let Some(b) = t0_usage.filter(|_| self.clock.is_some()) {
+            let a = &self.out.usage.billable;
+            self.out.window_usage = crate::usage::Usage {
+                worker_requests: a.worker_requests - b.worker_requests,
+                worker_cpu_ms: a.worker_cpu_ms - b.worker_cpu_ms,
+                do_requests: a.do_requests - b.do_requests,
+                do_websocket_connects: a.do_websocket_connects - b.do_websocket_connects,
+                do_websocket_messages_in: a.do_websocket_messages_in - b.do_websocket_messages_in,
+                do_websocket_messages_out: a.do_websocket_messages_out
+                    - b.do_websocket_messages_out,
+                do_active_seconds: a.do_active_seconds - b.do_active_seconds,
+                do_idle_tail_seconds: a.do_idle_tail_seconds - b.do_idle_tail_seconds,
+                sqlite_rows_read: a.sqlite_rows_read - b.sqlite_rows_read,
+                sqlite_rows_written: a.sqlite_rows_written - b.sqlite_rows_written,
+                sqlite_stored_gb_months: a.sqlite_stored_gb_months,
+            };
+        }
         self.out
     }
 
