@@ -250,7 +250,9 @@ fn every_help_ends_with_examples_that_run_as_written() {
     // land there.
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(repo().join("scenarios"), dir.path().join("scenarios")).unwrap();
-    for sub in ["simulate", "compare", "sweep", "drive", "cost", "pricing"] {
+    for sub in [
+        "simulate", "compare", "sweep", "drive", "validate", "cost", "pricing",
+    ] {
         let help = text(&dosim(&[sub, "--help"]).stdout);
         let (_, examples) = help
             .split_once("\nExamples:\n")
@@ -276,7 +278,7 @@ fn every_help_ends_with_examples_that_run_as_written() {
                 assert!(dir.path().join(w).exists(), "{line}: no {w}");
             }
             let mut args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
-            if sub == "drive" {
+            if sub == "drive" || sub == "validate" {
                 // Driving needs a Worker: check that dosim takes the arguments, by pointing
                 // them at a scenario that does not exist (it fails after parsing them).
                 let at = args.iter().position(|a| a.ends_with(".toml")).unwrap();
@@ -289,7 +291,7 @@ fn every_help_ends_with_examples_that_run_as_written() {
                 .output()
                 .unwrap();
             let err = text(&out.stderr);
-            if sub == "drive" {
+            if sub == "drive" || sub == "validate" {
                 assert!(err.contains("no-such-scenario.toml"), "{line}: {err}");
                 assert!(!err.contains("Usage:"), "{line}: {err}");
             } else {
