@@ -65,6 +65,7 @@ pub mod scenario;
 pub mod sweep;
 pub mod threshold;
 pub mod usage;
+pub mod validate;
 pub mod workload;
 
 pub use error::{Error, InputError, Result};

@@ -202,6 +202,48 @@ enum Command {
         #[arg(long, default_value = "calibration.toml")]
         out: PathBuf,
     },
+    /// Run the same window of the same seeded plan simulated (as local workerd runs it) and
+    /// driven against a local workerd, and compare counts, latencies, usage and the bill.
+    #[command(after_help = VALIDATE_EXAMPLES)]
+    Validate {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Drive a local workerd (the only target validate supports).
+        #[arg(long, required = true)]
+        local: bool,
+        /// The Worker's folder (default: workers/ found from here).
+        #[arg(long)]
+        workers: Option<PathBuf>,
+        /// Strategies, comma-separated (default: the scenario's).
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<Strategy>,
+        /// Scenario time at the window's start (default: the busiest hour).
+        #[arg(long)]
+        from: Option<Dur>,
+        /// Real length of the window of each drive.
+        #[arg(long, default_value = "20s")]
+        duration: Dur,
+        /// Scenario seconds per real second.
+        #[arg(long, default_value_t = 1.0)]
+        speedup: f64,
+        /// Ramp connecting the carried sessions (default: as `drive`).
+        #[arg(long)]
+        ramp: Option<Dur>,
+        /// Drives per strategy, each on a fresh workerd.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Simulated replications (a 95% interval from 2).
+        #[arg(long, default_value_t = 8)]
+        replications: usize,
+        #[command(flatten)]
+        common: Common,
+        /// Write the validations as JSON here (an array, one per strategy).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the validations as Markdown here.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// Price a month of usage: a TOML file with the keys of a report's `monthly_usage` block
     /// (see scenarios/usage/example.toml).
     #[command(after_help = COST_EXAMPLES)]
@@ -234,6 +276,17 @@ Examples:
 
   # A launch-day peak on 8 objects, with an extra k6-style threshold (exit 99 if it fails)
   dosim simulate scenarios/single-saturates.toml --strategy sharded:8 --threshold \"message.p99 < 250\"";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  # The shipped CI scenario under its strategy: 3 drives vs 8 simulated replications
+  dosim validate scenarios/validate-small.toml --local
+
+  # Phase 0 under every strategy, 20 s windows, reports as JSON and Markdown
+  dosim validate scenarios/seed-phase0.toml --local --strategies single,per-room,sharded:4 --json v.json --markdown v.md
+
+  # Near saturation: seed-scale's busiest hour 10 times faster, 2 drives
+  dosim validate scenarios/seed-scale.toml --local --strategies single --speedup 10 --repeats 2";
 
 const COMPARE_EXAMPLES: &str = "\
 Examples:
@@ -585,6 +638,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", dosim::calibration::summary(&cal));
             write(&out, &cal.to_toml())?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate {
+            scenario,
+            local: _,
+            workers,
+            strategies,
+            from,
+            duration,
+            speedup,
+            ramp,
+            repeats,
+            replications,
+            common,
+            json,
+            markdown,
+        } => {
+            let (scenario, pricing, _) = load(&scenario, &common)?;
+            let strategies = if strategies.is_empty() {
+                vec![scenario.platform.strategy]
+            } else {
+                strategies
+            };
+            let opts = dosim::validate::Options {
+                drive: dosim::drive::Options {
+                    local: true,
+                    workers,
+                    from: from.map(|d| Duration::from_nanos(d.0)),
+                    duration: Duration::from_nanos(duration.0),
+                    speedup,
+                    ramp: ramp.map(|d| Duration::from_nanos(d.0)),
+                    ..dosim::validate::Options::default().drive
+                },
+                repeats,
+                replications,
+            };
+            let vs = dosim::validate::validate_each(&scenario, &strategies, &pricing, &opts)?;
+            for v in &vs {
+                print!("{}", v.render_text());
+            }
+            if let Some(path) = json {
+                write(&path, &(serde_json::to_string_pretty(&vs)? + "\n"))?;
+            }
+            if let Some(path) = markdown {
+                write(
+                    &path,
+                    &vs.iter().map(|v| v.render_markdown()).collect::<String>(),
+                )?;
+            }
+            Ok(if vs.iter().all(|v| v.pass) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(dosim::drive::EXIT_THRESHOLD)
+            })
         }
         Command::Cost {
             usage,

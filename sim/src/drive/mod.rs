@@ -554,8 +554,14 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
 /// The ramp: `--ramp`, or 2 s, or longer so that at most 500 carried sessions connect per
 /// second; none without carried sessions.
 fn ramp_length(inp: &Input<'_>) -> Duration {
-    let carried = inp.plan.carried.len();
-    inp.opts.ramp.unwrap_or(if carried == 0 {
+    ramp_for(inp.plan.carried.len(), inp.opts.ramp)
+}
+
+/// The ramp of a run with `carried` sessions in progress at `from`: `ramp` (`--ramp`) if
+/// given, else 2 s or longer so that at most 500 of them connect per second; none without
+/// any.
+pub fn ramp_for(carried: usize, ramp: Option<Duration>) -> Duration {
+    ramp.unwrap_or(if carried == 0 {
         Duration::ZERO
     } else {
         Duration::from_secs(2).max(Duration::from_secs_f64(carried as f64 / 500.0))

@@ -34,3 +34,6 @@ mod replications;
 mod scenario_errors;
 /// Helpers shared by the modules.
 mod util;
+/// `dosim validate`: the local-workerd runtime, the loopback preset, a simulated drive
+/// stretch, and a small validation against a real local workerd.
+mod validation;

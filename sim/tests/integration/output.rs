@@ -256,6 +256,7 @@ fn every_help_ends_with_examples_that_run_as_written() {
         "sweep",
         "drive",
         "calibrate",
+        "validate",
         "cost",
         "pricing",
     ] {
@@ -288,7 +289,7 @@ fn every_help_ends_with_examples_that_run_as_written() {
                 assert!(dir.path().join(w).exists(), "{line}: no {w}");
             }
             let mut args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
-            if sub == "drive" {
+            if sub == "drive" || sub == "validate" {
                 // Driving needs a Worker: check that dosim takes the arguments, by pointing
                 // them at a scenario that does not exist (it fails after parsing them).
                 let at = args.iter().position(|a| a.ends_with(".toml")).unwrap();
@@ -310,7 +311,7 @@ fn every_help_ends_with_examples_that_run_as_written() {
                 assert_eq!(out.status.code(), Some(2), "{line}: {err}");
                 assert!(err.contains("sharded:2000"), "{line}: {err}");
                 assert!(!err.contains("Usage:"), "{line}: {err}");
-            } else if sub == "drive" {
+            } else if sub == "drive" || sub == "validate" {
                 assert!(err.contains("no-such-scenario.toml"), "{line}: {err}");
                 assert!(!err.contains("Usage:"), "{line}: {err}");
             } else {
