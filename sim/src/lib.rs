@@ -47,6 +47,7 @@
 
 pub use model::strategy::Strategy;
 
+pub mod chart;
 pub mod des;
 pub mod drive;
 pub mod error;
@@ -64,6 +65,7 @@ pub mod scenario;
 pub mod sweep;
 pub mod threshold;
 pub mod usage;
+pub mod vary;
 pub mod workload;
 
 pub use error::{Error, InputError, Result};
