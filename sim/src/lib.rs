@@ -48,6 +48,7 @@
 pub use model::strategy::Strategy;
 
 pub mod calibration;
+pub mod chart;
 pub mod des;
 pub mod drive;
 pub mod error;
@@ -66,6 +67,7 @@ pub mod sweep;
 pub mod threshold;
 pub mod usage;
 pub mod validate;
+pub mod vary;
 pub mod workload;
 
 pub use error::{Error, InputError, Result};

@@ -72,9 +72,32 @@ enum Command {
     Sweep {
         /// Scenario file (TOML).
         scenario: PathBuf,
-        /// Comma-separated loads, in mean sessions per day (the daily profile is kept).
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Comma-separated loads, in mean sessions per day (the daily profile is kept): short
+        /// for --vary arrivals.sessions_per_day=LIST.
+        #[arg(long, value_delimiter = ',', required_unless_present = "vary")]
         sessions_per_day: Vec<f64>,
+        /// Vary a scenario key over SPEC: a list (50,500,5000) or a range A..B:N[:lin|log]
+        /// (50..100000:12:log); durations (50us..5ms:4:log) and booleans (true,false) too.
+        /// `concurrent_users=SPEC` sets the load as users at the busiest hour (Little's
+        /// law). Repeatable: several make a grid, the first is the charts' x axis.
+        #[arg(long, value_name = "KEY=SPEC")]
+        vary: Vec<String>,
+        /// Set a scenario key to one TOML value at every point (after --scale), e.g.
+        /// limits.max_active_rooms=unlimited. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// How rooms and limits follow the load: rooms (the default: users per room as in
+        /// the scenario, limits fixed), limits, rooms,limits or none.
+        #[arg(long, value_name = "WHAT")]
+        scale: Option<dosim::vary::Scale>,
+        /// The window each point simulates, projected onto the month: scenario (the
+        /// default), busiest-day, week or month.
+        #[arg(long, value_name = "WINDOW", default_value = "scenario")]
+        window: dosim::vary::WindowChoice,
+        /// With a --window shorter than the scenario's: also simulate the middle point over
+        /// the scenario's whole window and report the projection's error.
+        #[arg(long)]
+        check_window: bool,
         /// Comma-separated strategies.
         #[arg(
             long,
@@ -95,6 +118,10 @@ enum Command {
         /// Write the cost curve as an SVG chart here.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// Write a Markdown report here, with its charts beside it as SVG (NAME-cost.svg,
+        /// NAME-cost-per-user.svg, NAME-p99.svg, NAME-refused.svg).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
         /// No progress bar (it is only shown when standard error is a terminal).
         #[arg(long)]
         quiet: bool,
@@ -480,30 +507,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep {
             scenario,
             sessions_per_day,
+            vary,
+            set,
+            scale,
+            window,
+            check_window,
             strategies,
             common,
             replicate,
             json,
             csv,
             svg,
+            markdown,
             quiet,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
-            for &load in &sessions_per_day {
-                if let Ok(s) = dosim::sweep::scale(&scenario, load) {
-                    announce(&s, &strategies, &format!("at {load} sessions/day: "));
+            let mut axes = Vec::new();
+            if !sessions_per_day.is_empty() {
+                axes.push(dosim::vary::Axis::sessions_per_day(&sessions_per_day)?);
+            }
+            for v in &vary {
+                axes.push(dosim::vary::Axis::parse(v)?);
+            }
+            let fixed = set
+                .iter()
+                .map(|f| dosim::vary::Fixed::parse(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let design = dosim::sweep::Design {
+                axes,
+                fixed,
+                scale: scale.unwrap_or_default(),
+                window,
+                check_window,
+                record: markdown.is_some(),
+            };
+            for values in dosim::vary::grid(&design.axes) {
+                if let Ok(s) = dosim::vary::apply_with(
+                    &scenario,
+                    &design.fixed,
+                    &design.axes,
+                    &values,
+                    design.scale,
+                    window,
+                ) {
+                    let at: Vec<String> = values.iter().map(ToString::to_string).collect();
+                    announce(&s, &strategies, &format!("at {}: ", at.join(", ")));
                 }
             }
             let plan = replicate.plan()?;
             let bar = sweep_progress_bar(quiet);
             let sweep = dosim::sweep::run(
                 &scenario,
-                &sessions_per_day,
+                &design,
                 &strategies,
                 &pricing,
                 &extra,
                 &plan,
-                &mut |p| {
+                &|p| {
                     if let Some(bar) = &bar {
                         bar.set_length(p.total as u64);
                         bar.set_position(p.done as u64);
@@ -529,6 +589,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(path) = svg {
                 write(&path, &sweep.to_svg()?)?;
+            }
+            if let Some(path) = markdown {
+                let stem = path
+                    .file_stem()
+                    .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+                let dir = path.parent().unwrap_or(Path::new(""));
+                let charts = sweep.charts()?;
+                for (name, svg) in &charts {
+                    write(&dir.join(format!("{stem}-{name}.svg")), svg)?;
+                }
+                write(&path, &sweep.to_markdown(&stem, &scenario))?;
             }
             Ok(ExitCode::SUCCESS)
         }
