@@ -232,54 +232,9 @@ impl Chart {
     where
         DB::ErrorType: 'static,
     {
-        let (x0, y0) = (LEGEND_MARGIN, 40);
-        let row = 26;
         let note: Vec<String> = self.note.iter().flat_map(|l| wrap(l, 30)).collect();
-        let height = 16 + row * self.series.len() as i32 + 20 * note.len() as i32;
-        let box_width = LEGEND_WIDTH as i32 - 2 * LEGEND_MARGIN;
-        side.draw(&Rectangle::new(
-            [(x0, y0), (x0 + box_width, y0 + height)],
-            LEGEND_BORDER.stroke_width(1),
-        ))
-        .map_err(|e| plot_err(&e))?;
-        let font = ("sans-serif", 14).into_font();
-        let left = text_anchor::Pos::new(text_anchor::HPos::Left, text_anchor::VPos::Center);
-        for (i, s) in self.series.iter().enumerate() {
-            let style = SeriesStyle::of(i);
-            let y = y0 + 22 + row * i as i32;
-            let (a, b) = ((x0 + 10, y), (x0 + 50, y));
-            let stroke = style.colour.stroke_width(style.width);
-            match style.dash {
-                None => side.draw(&PathElement::new(vec![a, b], stroke)),
-                Some((dash, gap)) => {
-                    side.draw(&DashedPathElement::new(vec![a, b], dash, gap, stroke))
-                }
-            }
-            .map_err(|e| plot_err(&e))?;
-            side.draw(&Mark {
-                at: (x0 + 30, y),
-                style,
-            })
-            .map_err(|e| plot_err(&e))?;
-            side.draw(&Text::new(
-                s.name.clone(),
-                (x0 + 60, y),
-                font.color(&BLACK).pos(left),
-            ))
-            .map_err(|e| plot_err(&e))?;
-        }
-        let small = ("sans-serif", 13).into_font();
-        let top = text_anchor::Pos::new(text_anchor::HPos::Left, text_anchor::VPos::Top);
-        for (j, l) in note.iter().enumerate() {
-            let y = y0 + 8 + row * self.series.len() as i32 + 20 * j as i32;
-            side.draw(&Text::new(
-                l.clone(),
-                (x0 + 10, y),
-                small.color(&BLACK).pos(top),
-            ))
-            .map_err(|e| plot_err(&e))?;
-        }
-        Ok(())
+        let names: Vec<String> = self.series.iter().map(|s| s.name.clone()).collect();
+        draw_legend(side, &names, &note, 26, 14)
     }
 }
 
@@ -303,6 +258,64 @@ fn bounds(v: &[f64]) -> (f64, f64) {
     } else {
         (1.0, 1.0)
     }
+}
+
+/// The legend beside a plot: one row per series (its line, dash and marker, then its name,
+/// `row` pixels apart in a `font_px` font), then the note's lines in a smaller font.
+pub(crate) fn draw_legend<DB: DrawingBackend>(
+    side: &DrawingArea<DB, plotters::coord::Shift>,
+    names: &[String],
+    note: &[String],
+    row: i32,
+    font_px: u32,
+) -> crate::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, y0) = (LEGEND_MARGIN, 40);
+    let height = 16 + row * names.len() as i32 + 20 * note.len() as i32;
+    let box_width = LEGEND_WIDTH as i32 - 2 * LEGEND_MARGIN;
+    side.draw(&Rectangle::new(
+        [(x0, y0), (x0 + box_width, y0 + height)],
+        LEGEND_BORDER.stroke_width(1),
+    ))
+    .map_err(|e| plot_err(&e))?;
+    let font = ("sans-serif", font_px).into_font();
+    let left = text_anchor::Pos::new(text_anchor::HPos::Left, text_anchor::VPos::Center);
+    for (i, name) in names.iter().enumerate() {
+        let style = SeriesStyle::of(i);
+        let y = y0 + 22 + row * i as i32;
+        let (a, b) = ((x0 + 10, y), (x0 + 50, y));
+        let stroke = style.colour.stroke_width(style.width);
+        match style.dash {
+            None => side.draw(&PathElement::new(vec![a, b], stroke)),
+            Some((dash, gap)) => side.draw(&DashedPathElement::new(vec![a, b], dash, gap, stroke)),
+        }
+        .map_err(|e| plot_err(&e))?;
+        side.draw(&Mark {
+            at: (x0 + 30, y),
+            style,
+        })
+        .map_err(|e| plot_err(&e))?;
+        side.draw(&Text::new(
+            name.clone(),
+            (x0 + 60, y),
+            font.color(&BLACK).pos(left),
+        ))
+        .map_err(|e| plot_err(&e))?;
+    }
+    let small = ("sans-serif", 13).into_font();
+    let top = text_anchor::Pos::new(text_anchor::HPos::Left, text_anchor::VPos::Top);
+    for (j, l) in note.iter().enumerate() {
+        let y = y0 + 8 + row * names.len() as i32 + 20 * j as i32;
+        side.draw(&Text::new(
+            l.clone(),
+            (x0 + 10, y),
+            small.color(&BLACK).pos(top),
+        ))
+        .map_err(|e| plot_err(&e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,9 +14,8 @@ use std::collections::BTreeMap;
 
 use std::fmt::Write as _;
 
-use plotters::element::{DashedPathElement, Drawable, PointCollection};
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
-use plotters::style::text_anchor;
 use plotters_backend::{BackendCoord, DrawingErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -847,8 +846,6 @@ impl Sweep {
             }
 
             // The legend, beside the plot so that it covers nothing.
-            let (x0, y0) = (LEGEND_MARGIN, 40);
-            let row = 28;
             let groups = self.coinciding();
             let mut note_lines: Vec<String> = if groups.is_empty() {
                 Vec::new()
@@ -864,54 +861,8 @@ impl Sweep {
                     30,
                 ));
             }
-            let height = 16 + row * strategies.len() as i32 + 20 * note_lines.len() as i32;
-            let box_width = LEGEND_WIDTH as i32 - 2 * LEGEND_MARGIN;
-            side.draw(&Rectangle::new(
-                [(x0, y0), (x0 + box_width, y0 + height)],
-                LEGEND_BORDER.stroke_width(1),
-            ))
-            .map_err(|e| plot_err(&e))?;
-            let font = ("sans-serif", 15).into_font();
-            for (i, s) in strategies.iter().enumerate() {
-                let style = SeriesStyle::of(i);
-                let y = y0 + 22 + row * i as i32;
-                let (a, b) = ((x0 + 10, y), (x0 + 50, y));
-                let stroke = style.colour.stroke_width(style.width);
-                match style.dash {
-                    None => side.draw(&PathElement::new(vec![a, b], stroke)),
-                    Some((dash, gap)) => {
-                        side.draw(&DashedPathElement::new(vec![a, b], dash, gap, stroke))
-                    }
-                }
-                .map_err(|e| plot_err(&e))?;
-                side.draw(&Mark {
-                    at: (x0 + 30, y),
-                    style,
-                })
-                .map_err(|e| plot_err(&e))?;
-                side.draw(&Text::new(
-                    s.to_string(),
-                    (x0 + 60, y),
-                    font.color(&BLACK).pos(text_anchor::Pos::new(
-                        text_anchor::HPos::Left,
-                        text_anchor::VPos::Center,
-                    )),
-                ))
-                .map_err(|e| plot_err(&e))?;
-            }
-            let small = ("sans-serif", 13).into_font();
-            for (j, l) in note_lines.iter().enumerate() {
-                let y = y0 + 8 + row * strategies.len() as i32 + 20 * j as i32;
-                side.draw(&Text::new(
-                    l.clone(),
-                    (x0 + 10, y),
-                    small.color(&BLACK).pos(text_anchor::Pos::new(
-                        text_anchor::HPos::Left,
-                        text_anchor::VPos::Top,
-                    )),
-                ))
-                .map_err(|e| plot_err(&e))?;
-            }
+            let names: Vec<String> = strategies.iter().map(|s| s.to_string()).collect();
+            crate::chart::draw_legend(&side, &names, &note_lines, 28, 15)?;
             root.present().map_err(|e| plot_err(&e))?;
         }
         Ok(svg)
