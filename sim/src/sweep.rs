@@ -148,8 +148,12 @@ pub struct WindowError {
     pub projected_usd: f64,
     /// The whole window's bill, USD.
     pub full_usd: f64,
-    /// (projected − full) ÷ full.
+    /// (projected − full) ÷ full, of the bill (which rounds some lines up to whole millions,
+    /// so that a small usage error can move it by a step).
     pub relative_error: f64,
+    /// The same error of each monthly usage line that is not zero over the whole window
+    /// (the keys of a report's `monthly_usage.usage.billable`).
+    pub usage_errors: BTreeMap<String, f64>,
 }
 
 /// What a sweep varies and how (see [`crate::vary`]).
@@ -364,6 +368,10 @@ pub fn run(
                             projected_usd: x,
                             full_usd: y,
                             relative_error: if y == 0.0 { 0.0 } else { (x - y) / y },
+                            usage_errors: usage_errors(
+                                &a.monthly_usage.usage.billable,
+                                &b.monthly_usage.usage.billable,
+                            ),
                         }
                     })
                     .collect(),
@@ -379,6 +387,25 @@ pub fn run(
         design: design_out,
         points,
     })
+}
+
+/// (projected − full) ÷ full of each usage line that is not zero in `full`.
+fn usage_errors(
+    projected: &crate::usage::Usage,
+    full: &crate::usage::Usage,
+) -> BTreeMap<String, f64> {
+    let as_map = |u: &crate::usage::Usage| match serde_json::to_value(u) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let (p, f) = (as_map(projected), as_map(full));
+    f.iter()
+        .filter_map(|(k, v)| {
+            let full = v.as_f64().filter(|&v| v != 0.0)?;
+            let proj = p.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            Some((k.clone(), (proj - full) / full))
+        })
+        .collect()
 }
 
 fn limit(n: Option<u32>) -> String {
@@ -1174,14 +1201,23 @@ impl Sweep {
                 let at = c
                     .point
                     .iter()
-                    .map(|(k, v)| format!("{k} = {}", fx(*v)))
+                    .map(|(k, v)| match k.as_str() {
+                        "platform.hibernation" => format!("{k} = {}", *v == 1.0),
+                        _ => format!("{k} = {}", fx(*v)),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 let _ = writeln!(o, "- Window check at {at}: the {} window projected onto the month against a simulated {} window:", crate::footprint::duration(c.window_seconds), crate::footprint::duration(c.full_window_seconds));
                 for e in &c.strategies {
+                    let lines = e
+                        .usage_errors
+                        .iter()
+                        .map(|(k, v)| format!("{k} {:+.2}%", v * 100.0))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     let _ = writeln!(
                         o,
-                        "  - {}: {} projected, {} simulated, error {:+.2}%",
+                        "  - {}: bill {} projected, {} simulated, error {:+.2}%; usage lines: {lines}",
                         e.strategy,
                         usd(e.projected_usd),
                         usd(e.full_usd),

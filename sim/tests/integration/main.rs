@@ -32,6 +32,9 @@ mod queueing;
 mod replications;
 /// Broken scenario and usage files get clear errors.
 mod scenario_errors;
+/// `dosim sweep --vary`: grids, bad keys by name, thread-count determinism, the window
+/// projection check, the charts and the Markdown report.
+mod sweep_vary;
 /// Helpers shared by the modules.
 mod util;
 /// `dosim validate`: the local-workerd runtime, the loopback preset, a simulated drive
