@@ -18,12 +18,15 @@
 //! | row | = |
 //! |---|---|
 //! | probe | requests × `worker_cpu` |
-//! | ramp | connects × (`worker_cpu` + `connect` + lobby × `rpc`) + objects created × `object_create` |
-//! | window | connects × (`worker_cpu` + `connect`) + messages × `message` + deliveries × `per_recipient` + closes × `close` + lobby × (connects + closes) × `rpc` |
+//! | ramp | connects × (`worker_cpu` + `connect` + lobby × `rpc`) + objects created × `object_create` + seconds × `background` |
+//! | window | connects × (`worker_cpu` + `connect`) + messages × `message` + deliveries × `per_recipient` + closes × `close` + lobby × (connects + closes) × `rpc` + seconds × `background` |
 //! | departures | closes × (`close` + lobby × `rpc`) |
 //!
-//! fitted by weighted least squares ([`super::fit`]). `object_create` (a room object's and
-//! the lobby's first request) has no scenario key: it is recorded and not applied.
+//! fitted by weighted least squares ([`super::fit`]). Two parameters have no scenario key and
+//! are recorded, not applied: `object_create` (a room object's and the lobby's first
+//! request) and `background` (workerd's CPU per second of a phase beyond its events: the
+//! event loop's timers; without it, windows at a low message rate put it into the
+//! per-message cost).
 //!
 //! # The latency model (`--target`)
 //!
@@ -50,6 +53,10 @@ use crate::scenario::{DistSpec, Dur, Scenario};
 
 /// Sessions a ladder run seats (the Poisson plan gives about this many).
 const SESSIONS: u32 = 32;
+/// The ramp of every run.
+const RAMP: Duration = Duration::from_secs(1);
+/// The grace after every window.
+const GRACE: Duration = Duration::from_millis(500);
 
 /// What to calibrate against and how much.
 #[derive(Debug, Clone, Default)]
@@ -144,6 +151,12 @@ pub struct RunRecord {
     pub message_interval_ms: u64,
     /// The measured window, s.
     pub window_seconds: f64,
+    /// The ramp, s.
+    #[serde(default)]
+    pub ramp_seconds: f64,
+    /// The grace after the window (its CPU is the window row's), s.
+    #[serde(default)]
+    pub grace_seconds: f64,
     /// How it ended (`complete`, or why not).
     pub status: String,
     /// Sessions seated during the ramp.
@@ -197,6 +210,8 @@ impl RunRecord {
             room_size: p.room_size,
             message_interval_ms: p.message_interval_ms,
             window_seconds: p.window.as_secs_f64(),
+            ramp_seconds: RAMP.as_secs_f64(),
+            grace_seconds: GRACE.as_secs_f64(),
             status: match status {
                 RunStatus::Complete => "complete".into(),
                 RunStatus::TargetDown(w) | RunStatus::Interrupted(w) => w.clone(),
@@ -223,7 +238,7 @@ impl RunRecord {
 
 /// Parameters of the CPU model, in column order (a later column is dropped first when two
 /// cannot be told apart).
-pub const CPU_PARAMETERS: [&str; 7] = [
+pub const CPU_PARAMETERS: [&str; 8] = [
     "worker_cpu",
     "connect",
     "message",
@@ -231,6 +246,7 @@ pub const CPU_PARAMETERS: [&str; 7] = [
     "close",
     "rpc",
     "object_create",
+    "background",
 ];
 
 /// Parameters of the latency model.
@@ -242,7 +258,7 @@ pub fn cpu_rows(runs: &[RunRecord]) -> Vec<Row> {
     for r in runs {
         let l = f64::from(u8::from(r.lobby));
         let f = |v: u64| v as f64;
-        let row = |phase: &str, y: f64, x: [f64; 7]| {
+        let row = |phase: &str, y: f64, x: [f64; 8]| {
             let events: f64 = x[..6].iter().sum::<f64>().max(1.0);
             Row {
                 label: format!("run {} ({} k={}) {phase}", r.run, r.strategy, r.room_size),
@@ -255,16 +271,22 @@ pub fn cpu_rows(runs: &[RunRecord]) -> Vec<Row> {
             rows.push(row(
                 "probe",
                 y,
-                [f(r.probe_requests), 0., 0., 0., 0., 0., 0.],
+                [f(r.probe_requests), 0., 0., 0., 0., 0., 0., 0.],
             ));
         }
         if let Some(y) = r.ramp_cpu_ms.filter(|_| r.ramp_connects > 0) {
             let n = f(r.ramp_connects);
-            rows.push(row(
-                "ramp",
-                y,
-                [n, n, 0., 0., 0., l * n, f(r.objects_created)],
-            ));
+            let x = [
+                n,
+                n,
+                0.,
+                0.,
+                0.,
+                l * n,
+                f(r.objects_created),
+                r.ramp_seconds,
+            ];
+            rows.push(row("ramp", y, x));
         }
         if let Some(y) = r.window_cpu_ms.filter(|_| r.window_messages_in > 0) {
             let (c, cl) = (f(r.window_connects), f(r.window_closes));
@@ -276,12 +298,13 @@ pub fn cpu_rows(runs: &[RunRecord]) -> Vec<Row> {
                 cl,
                 l * (c + cl),
                 0.,
+                r.window_seconds + r.grace_seconds,
             ];
             rows.push(row("window", y, x));
         }
         if let Some(y) = r.departures_cpu_ms.filter(|_| r.departures_closes > 0) {
             let n = f(r.departures_closes);
-            rows.push(row("departures", y, [0., 0., 0., 0., n, l * n, 0.]));
+            rows.push(row("departures", y, [0., 0., 0., 0., n, l * n, 0., 0.]));
         }
     }
     rows
@@ -354,8 +377,8 @@ pub fn calibrate(
                 strategy: p.strategy,
                 from: Some(Duration::from_secs(3600)),
                 duration: p.window,
-                ramp: Some(Duration::from_secs(1)),
-                grace: Duration::from_millis(500),
+                ramp: Some(RAMP),
+                grace: GRACE,
                 stats_token: opts.stats_token.clone(),
                 progress: false,
                 ..crate::drive::Options::default()
@@ -433,6 +456,23 @@ fn constant(ms: f64) -> DistSpec {
     DistSpec::constant(ms_dur(ms))
 }
 
+/// Fits applied although their 95% interval reaches 0 or below: the ladder cannot tell them
+/// from 0 with confidence.
+fn caveats(f: &fit::Fit) -> Vec<String> {
+    f.coefficients
+        .iter()
+        .filter_map(|c| {
+            let (v, lo, hi) = (c.value?, c.ci95_low?, c.ci95_high?);
+            (v > 0.0 && lo <= 0.0).then(|| {
+                format!(
+                    "{}: {v:.4} ms but its 95% interval ({lo:.4} to {hi:.4} ms) reaches 0: weakly determined by this ladder",
+                    c.name
+                )
+            })
+        })
+        .collect()
+}
+
 /// Six decimals (ms: nanoseconds) are more than any of these figures resolves.
 fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
@@ -493,14 +533,15 @@ pub fn from_cpu(runs: Vec<RunRecord>) -> Calibration {
         rpc: take("rpc").map(constant),
         close: take("close").map(constant),
     };
-    not_separable.push("object_create (a new room object's or the lobby's first request): fitted and recorded in [measured.fits], not applied: the scenario has no key for it, so a calibrated connect excludes it".into());
+    not_separable.push("object_create (a new room object's or the lobby's first request) and background (workerd's CPU per second of a phase beyond its events): fitted and recorded in [measured.fits], not applied: the scenario has no key for them, so a calibrated connect excludes an object's creation".into());
     let method = format!(
-        "weighted least squares over {} rows (one per phase of each run: probe, ramp, window with grace, departures; weight 1/√events) of workerd's CPU (ms, /proc/<pid>/task/*/schedstat) = probe requests × worker_cpu + connects × (worker_cpu + connect) + messages × message + deliveries × per_recipient + closes × close + lobby RPCs × rpc + objects created × object_create; 95% intervals β ± t(0.975, {}) × se. Service times are CPU standing for handling time: locally a handler runs to completion on workerd's one thread with in-memory storage",
+        "weighted least squares over {} rows (one per phase of each run: probe, ramp, window with grace, departures; weight 1/√events) of workerd's CPU (ms, /proc/<pid>/task/*/schedstat) = probe requests × worker_cpu + connects × (worker_cpu + connect) + messages × message + deliveries × per_recipient + closes × close + lobby RPCs × rpc + objects created × object_create + seconds of the ramp and the window × background; 95% intervals β ± t(0.975, {}) × se. Service times are CPU standing for handling time: locally a handler runs to completion on workerd's one thread with in-memory storage",
         rows.len(),
         f.df
     );
     let mut measured = measured_of(runs, &f, method);
     measured.not_separable = not_separable;
+    measured.caveats = caveats(&f);
     Calibration {
         calibration: Header {
             format: super::FORMAT,
@@ -545,6 +586,7 @@ pub fn from_latency(runs: Vec<RunRecord>) -> Calibration {
     );
     let mut measured = measured_of(runs, &f, method);
     measured.not_separable = not_separable;
+    measured.caveats = caveats(&f);
     Calibration {
         calibration: Header {
             format: super::FORMAT,
@@ -593,6 +635,9 @@ mod tests {
                 window_messages_in: msgs,
                 window_deliveries: deliveries,
                 departures_closes: n,
+                // Windows of two lengths, so background is told apart from messages.
+                window_seconds: if i % 2 == 0 { 5.0 } else { 3.0 },
+                ramp_seconds: 1.0,
                 probe_requests: 100,
                 probe_cpu_ms: Some(100.0 * w),
                 ramp_cpu_ms: Some(nf * (w + c + l * rpc) + objects as f64 * o),
@@ -621,6 +666,9 @@ mod tests {
         let o = &cal.measured.fits["object_create"];
         assert!((o.value.unwrap() - 1.0).abs() < 1e-6);
         assert_eq!(cal.measured.residuals.len(), 48);
+        // No background CPU in the synthetic runs: fitted as ~0.
+        let b = cal.measured.fits["background"].value.unwrap();
+        assert!(b.abs() < 1e-6, "{b}");
         // The file it writes parses back to the same figures.
         let again = Calibration::parse(&cal.to_toml(), std::path::Path::new("c.toml")).unwrap();
         assert_eq!(again.platform, cal.platform);

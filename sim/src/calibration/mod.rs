@@ -157,6 +157,9 @@ pub struct Measured {
     /// What the data could not separate, and why (those keys keep the scenario's values).
     #[serde(default)]
     pub not_separable: Vec<String>,
+    /// Fits applied with a warning (a 95% interval that reaches 0).
+    #[serde(default)]
+    pub caveats: Vec<String>,
     /// Every fitted parameter, by name, in ms.
     #[serde(default)]
     pub fits: BTreeMap<String, fit::Coefficient>,
@@ -421,6 +424,12 @@ pub fn summary(cal: &Calibration) -> String {
     if !m.not_separable.is_empty() {
         let _ = writeln!(o, "\nNot applied:");
         for n in &m.not_separable {
+            let _ = writeln!(o, "  - {n}");
+        }
+    }
+    if !m.caveats.is_empty() {
+        let _ = writeln!(o, "\nApplied with a caveat:");
+        for n in &m.caveats {
             let _ = writeln!(o, "  - {n}");
         }
     }
