@@ -159,6 +159,10 @@ enum Command {
         /// Exit 1 when the driver's counts and the Worker's stats differ.
         #[arg(long)]
         require_reconciled: bool,
+        /// Drive only shard I of N of the same seeded plan (I from 0; whole room objects per
+        /// shard); merge the shards' reports with `dosim merge`.
+        #[arg(long, value_name = "I/N", conflicts_with = "strategies")]
+        shard: Option<dosim::drive::shard::Shard>,
         /// No live progress line.
         #[arg(long)]
         quiet: bool,
@@ -448,6 +452,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             stats_token,
             require_reconciled,
+            shard,
             quiet,
             common,
             json,
@@ -478,6 +483,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !quiet,
                 progress_label: None,
                 require_reconciled,
+                shard,
             };
             if strategies.is_empty() {
                 let run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;

@@ -106,6 +106,7 @@ pub mod plan;
 pub mod reconcile;
 mod report;
 mod run;
+pub mod shard;
 mod state;
 pub mod stats;
 mod usage;
@@ -206,6 +207,9 @@ pub struct Options {
     pub progress_label: Option<String>,
     /// Exit non-zero when the reconciliation finds a difference.
     pub require_reconciled: bool,
+    /// Drive only this shard of the plan ([`shard`]); `Some(0/1)` is the whole plan with
+    /// "fill" resolved when the plan is built, as every shard resolves it.
+    pub shard: Option<shard::Shard>,
 }
 
 impl Default for Options {
@@ -226,6 +230,7 @@ impl Default for Options {
             progress: true,
             progress_label: None,
             require_reconciled: false,
+            shard: None,
         }
     }
 }
@@ -374,6 +379,10 @@ pub fn drive(
         },
     )
     .map_err(DriveError::Usage)?;
+    let plan = match opts.shard {
+        None => plan,
+        Some(sh) => shard_plan(plan, scenario, opts.strategy, sh)?,
+    };
     let remote = if opts.local {
         None
     } else {
@@ -432,6 +441,23 @@ pub fn drive(
         w.stop();
     }
     result
+}
+
+/// The part of `plan` shard `sh` drives, its "fill" rooms resolved first.
+fn shard_plan(
+    mut plan: DrivePlan,
+    scenario: &Scenario,
+    strategy: Strategy,
+    sh: shard::Shard,
+) -> Result<DrivePlan, DriveError> {
+    sh.check(scenario, strategy).map_err(DriveError::Usage)?;
+    shard::resolve_fill(
+        &mut plan,
+        scenario.rooms.count,
+        scenario.limits.max_connections_per_room,
+    );
+    shard::split(&mut plan, scenario, strategy, sh);
+    Ok(plan)
 }
 
 /// Build the Worker if needed and start it on a local workerd with the scenario's settings.
