@@ -163,6 +163,15 @@ enum Command {
         /// shard); merge the shards' reports with `dosim merge`.
         #[arg(long, value_name = "I/N", conflicts_with = "strategies")]
         shard: Option<dosim::drive::shard::Shard>,
+        /// Start the ramp at this Unix time in seconds (e.g. `$(( $(date +%s) + 30 ))`), so
+        /// that shards start together; refused more than 5 s in the past or 1 h ahead.
+        #[arg(long, value_name = "UNIX_TIME")]
+        start_at: Option<f64>,
+        /// A local source address for the connections, or an IPv4 range such as
+        /// 127.0.0.2-127.0.0.50 (repeatable): connections take them in turn, lifting the
+        /// per-address port limit.
+        #[arg(long, value_name = "ADDR|A-B")]
+        source_addr: Vec<String>,
         /// No live progress line.
         #[arg(long)]
         quiet: bool,
@@ -453,6 +462,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stats_token,
             require_reconciled,
             shard,
+            start_at,
+            source_addr,
             quiet,
             common,
             json,
@@ -484,6 +495,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress_label: None,
                 require_reconciled,
                 shard,
+                start_at: start_at
+                    .map(|t| {
+                        (t.is_finite() && t >= 0.0)
+                            .then(|| std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
+                            .ok_or_else(|| {
+                                dosim::drive::DriveError::Usage(format!(
+                                    "--start-at {t}: expected a Unix time in seconds"
+                                ))
+                            })
+                    })
+                    .transpose()?,
+                source_addrs: dosim::drive::client::SourceAddrs::parse(&source_addr)
+                    .map_err(dosim::drive::DriveError::Usage)?,
             };
             if strategies.is_empty() {
                 let run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;

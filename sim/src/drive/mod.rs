@@ -210,6 +210,42 @@ pub struct Options {
     /// Drive only this shard of the plan ([`shard`]); `Some(0/1)` is the whole plan with
     /// "fill" resolved when the plan is built, as every shard resolves it.
     pub shard: Option<shard::Shard>,
+    /// Start the run (the ramp) at this wall-clock time, so that shards start together.
+    pub start_at: Option<SystemTime>,
+    /// Local source addresses to spread the connections over (`--source-addr`).
+    pub source_addrs: Option<client::SourceAddrs>,
+}
+
+/// How far in the past a `--start-at` may be when the run is set up.
+pub const START_AT_PAST: Duration = Duration::from_secs(5);
+/// How far in the future a `--start-at` may be.
+pub const START_AT_FUTURE: Duration = Duration::from_secs(3600);
+
+/// Check a `--start-at` against the clock now: refused when more than [`START_AT_PAST`] ago
+/// (a late shard would not start with the others) or more than [`START_AT_FUTURE`] ahead.
+pub fn check_start_at(at: SystemTime, now: SystemTime) -> Result<(), String> {
+    let unix = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    match at.duration_since(now) {
+        Ok(ahead) if ahead > START_AT_FUTURE => Err(format!(
+            "--start-at {:.3} is {:.0} s in the future (now {:.3}); at most {} s ahead is accepted: give a time shortly after every shard will have started",
+            unix(at),
+            ahead.as_secs_f64(),
+            unix(now),
+            START_AT_FUTURE.as_secs()
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.duration() > START_AT_PAST => Err(format!(
+            "--start-at {:.3} was {:.1} s ago (now {:.3}); a shard that starts late would not run with the others (at most {} s late is accepted): give a time in the future",
+            unix(at),
+            e.duration().as_secs_f64(),
+            unix(now),
+            START_AT_PAST.as_secs()
+        )),
+        Err(_) => Ok(()),
+    }
 }
 
 impl Default for Options {
@@ -231,6 +267,8 @@ impl Default for Options {
             progress_label: None,
             require_reconciled: false,
             shard: None,
+            start_at: None,
+            source_addrs: None,
         }
     }
 }
@@ -368,6 +406,14 @@ pub fn drive(
     if opts.connect_timeout.is_zero() {
         return Err(DriveError::Usage("--timeout must be longer than 0".into()));
     }
+    if let Some(at) = opts.start_at {
+        check_start_at(at, SystemTime::now()).map_err(DriveError::Usage)?;
+    }
+    if opts.local && opts.shard.is_some_and(|s| s.count > 1) {
+        return Err(DriveError::Usage(
+            "--shard with N above 1 drives one Worker from several processes: give the Worker's --target (--local would start one workerd per shard)".into(),
+        ));
+    }
     let workload = Workload::new(scenario);
     let plan = DrivePlan::build(
         scenario,
@@ -416,6 +462,10 @@ pub fn drive(
             workerd = Some(w);
             t
         }
+    };
+    let target = Target {
+        sources: opts.source_addrs.clone(),
+        ..target
     };
     let pid = workerd.as_ref().map(LocalWorkerd::pid);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -526,6 +576,9 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         WorkerProbe::default()
     };
     let plan = PlanSummary::of(&inp.plan);
+    if let Some(at) = inp.opts.start_at {
+        wait_for_start(at, &ctx, &mut inp.warnings).await;
+    }
     let ran = ctx.stopped().is_none();
     let (times, samples) = if ran {
         run_phases(&mut inp, &ctx, ramp).await
@@ -573,6 +626,27 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         status,
         require_reconciled: inp.opts.require_reconciled,
     })
+}
+
+/// Sleep until `at` (wall clock), unless the run is stopped first; a start more than
+/// [`START_AT_PAST`] late is said in a warning.
+async fn wait_for_start(at: SystemTime, ctx: &Ctx, warnings: &mut Vec<String>) {
+    match at.duration_since(SystemTime::now()) {
+        Ok(wait) => {
+            let deadline = tokio::time::Instant::now() + wait;
+            while ctx.stopped().is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep_until(deadline.min(
+                    tokio::time::Instant::now() + Duration::from_millis(200),
+                ))
+                .await;
+            }
+        }
+        Err(late) if late.duration() > START_AT_PAST => warnings.push(format!(
+            "the run started {:.1} s after --start-at (setting up took that long): it did not start with the other shards",
+            late.duration().as_secs_f64()
+        )),
+        Err(_) => {}
+    }
 }
 
 /// The ramp: `--ramp`, or 2 s, or longer so that at most 500 carried sessions connect per

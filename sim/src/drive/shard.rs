@@ -301,4 +301,31 @@ message_interval = { dist = "exponential", mean = "20s" }
         .check(&s, Strategy::PerRoom)
         .is_err());
     }
+
+    #[test]
+    fn source_addresses_and_start_times_are_checked() {
+        use crate::drive::client::SourceAddrs;
+        let a = SourceAddrs::parse(&["127.0.0.2-127.0.0.5".into(), "127.0.0.9".into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.len(), 5);
+        assert!(SourceAddrs::parse(&[]).unwrap().is_none());
+        for bad in [
+            "127.0.0.5-127.0.0.2",
+            "x",
+            "127.0.0.1-::1",
+            "10.0.0.0-10.2.0.0",
+        ] {
+            assert!(SourceAddrs::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let check = |at: u64| {
+            crate::drive::check_start_at(std::time::UNIX_EPOCH + Duration::from_secs(at), now)
+        };
+        assert!(check(1_000_000).is_ok());
+        assert!(check(1_000_000 - 3).is_ok());
+        assert!(check(1_000_000 + 600).is_ok());
+        assert!(check(1_000_000 - 60).unwrap_err().contains("ago"));
+        assert!(check(1_000_000 + 7200).unwrap_err().contains("future"));
+    }
 }
