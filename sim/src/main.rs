@@ -510,8 +510,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(dosim::drive::DriveError::Usage)?,
             };
             if strategies.is_empty() {
-                let run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;
+                let mut run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;
                 print!("{}", run.report.render_text());
+                // A shard's histograms: an HdrHistogram interval log beside its JSON report.
+                if let (Some(log), Some(path)) = (run.hlog.take(), json.as_ref()) {
+                    let hlog = path.with_extension("hlog");
+                    write(&hlog, &log)?;
+                    if let Some(rec) = run.report.drive.as_mut().and_then(|d| d.shard.as_mut()) {
+                        rec.hlog = hlog.file_name().map(|n| n.to_string_lossy().into_owned());
+                    }
+                }
                 if let Some(path) = json {
                     write(&path, &run.report.to_json())?;
                 }

@@ -293,6 +293,8 @@ pub struct DriveRun {
     pub status: RunStatus,
     /// Whether a reconciliation failure makes the run fail.
     pub require_reconciled: bool,
+    /// A shard's latency histograms as an HdrHistogram interval log (`--shard`).
+    pub hlog: Option<String>,
 }
 
 impl DriveRun {
@@ -593,19 +595,78 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         Some(run::Phase::Drain) => Some("grace"),
         Some(run::Phase::Cut | run::Phase::Abort) => Some("departures"),
         None => None,
+    }
+    .map(str::to_string);
+    let split = inp.opts.shard.filter(|sh| sh.count > 1);
+    let reconciliation = if split.is_some() {
+        // The Worker's counters hold every shard's traffic: `dosim merge` reconciles.
+        None
+    } else {
+        stats_after(&mut inp, &ctx, stats_before.as_ref()).await
     };
-    let reconciliation = stats_after(&mut inp, &ctx, stats_before.as_ref()).await;
     let status = match &stop {
         None => RunStatus::Complete,
         Some(Stop::Interrupted(s)) => RunStatus::Interrupted(s.clone()),
         Some(Stop::TargetDown(s)) => RunStatus::TargetDown(s.clone()),
     };
-    let report = build_report(Build {
+    let st = ctx.state();
+    let shard_out = inp.opts.shard.map(|sh| {
+        let raw = shard::Raw {
+            measured: st.m.clone(),
+            samples: samples.clone(),
+            times: times.clone(),
+            worker_probe: worker_probe.clone(),
+            clock: inp.probe.cpu_clock(),
+            lobby_mode,
+            status: status_name(&status).into(),
+            stopped: match &status {
+                RunStatus::Complete => None,
+                RunStatus::TargetDown(s) | RunStatus::Interrupted(s) => Some(s.clone()),
+            },
+            stopped_during: stopped_during.clone(),
+            stats_before: stats_before.clone(),
+            stats_before_unix_ms: stats_before.as_ref().map(|_| started_at_unix_ms),
+            warnings: inp.warnings.clone(),
+            nofile: inp.nofile,
+            started_at_unix_ms,
+            target: inp.target.to_string(),
+        };
+        let (value, digest) = shard::canonical(scenario);
+        let length = times.ramp + times.window + times.grace + times.cut;
+        let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(started_at_unix_ms / 1000.0);
+        let record = crate::report::drive::ShardRecord {
+            format: shard::FORMAT,
+            index: sh.index,
+            count: sh.count,
+            seed: scenario.seed,
+            scenario_digest: digest,
+            strategy: strategy.to_string(),
+            from_ns: inp.plan.time.from_ns,
+            duration_ns: inp.plan.time.duration.as_nanos() as u64,
+            speedup: inp.plan.time.speedup,
+            pricing: inp.pricing.name.to_string(),
+            thresholds: inp
+                .extra_thresholds
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            start_at_unix: inp.opts.start_at.map(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+            }),
+            hlog: None,
+            scenario: value,
+            raw: serde_json::to_value(&raw).expect("a shard's counts serialize"),
+        };
+        let hlog = shard::write_hlog(&st.m.hists, started, length, &format!("drive shard {sh}"));
+        (record, hlog)
+    });
+    let mut report = build_report(Build {
         scenario,
         strategy,
         pricing: inp.pricing,
         extra_thresholds: inp.extra_thresholds,
-        ctx: &ctx,
+        m: &st.m,
         plan: &plan,
         times: &times,
         samples: &samples,
@@ -621,10 +682,20 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         warnings: std::mem::take(&mut inp.warnings),
         started_at_unix_ms,
     })?;
+    drop(st);
+    let mut hlog = None;
+    if let (Some((record, log)), Some(d)) = (shard_out, report.drive.as_mut()) {
+        if split.is_some() {
+            d.warnings.push("one shard of several: its counts are its rooms' alone, its bill is the month estimated from its rooms, and its reconciliation is left to dosim merge, which adds the shards up".into());
+        }
+        d.shard = Some(record);
+        hlog = Some(log);
+    }
     Ok(DriveRun {
         report,
         status,
         require_reconciled: inp.opts.require_reconciled,
+        hlog,
     })
 }
 
@@ -855,6 +926,14 @@ async fn stats_after(
                 .push(format!("stats after the run unavailable: {e}"));
             None
         }
+    }
+}
+
+fn status_name(s: &RunStatus) -> &'static str {
+    match s {
+        RunStatus::Complete => "complete",
+        RunStatus::TargetDown(_) => "target_down",
+        RunStatus::Interrupted(_) => "interrupted",
     }
 }
 

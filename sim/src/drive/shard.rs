@@ -23,7 +23,16 @@ use std::collections::{BTreeSet, BinaryHeap};
 use std::fmt;
 use std::str::FromStr;
 
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use super::cpu::{CpuClock, WorkerProbe};
 use super::plan::{DrivePlan, Planned, ProjectionBasis};
+use super::run::{PhaseTimes, Samples};
+use super::state::{Hists, Measured};
+use super::stats::Stats;
 use crate::model::strategy::Strategy;
 use crate::scenario::Scenario;
 use crate::workload::{room_name, RoomPick};
@@ -100,6 +109,102 @@ impl Shard {
         }
         Ok(())
     }
+}
+
+/// The format of a shard's record ([`crate::report::drive::ShardRecord`]).
+pub const FORMAT: u32 = 1;
+
+/// The canonical form of a scenario (its JSON, after the command line's overrides) and its
+/// SHA-256 in hex: shards of one plan have the same.
+pub fn canonical(s: &Scenario) -> (serde_json::Value, String) {
+    let value = serde_json::to_value(s).expect("a scenario serializes");
+    let text = serde_json::to_string(&value).expect("JSON serializes");
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    (value, hex)
+}
+
+/// Everything a shard counted, for the merge: the inputs of the drive's report builder
+/// besides the plan (which the merge rebuilds from the scenario) and the histograms (in the
+/// shard's log).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Raw {
+    pub measured: Measured,
+    pub samples: Samples,
+    pub times: PhaseTimes,
+    pub worker_probe: WorkerProbe,
+    pub clock: Option<CpuClock>,
+    pub lobby_mode: bool,
+    /// `complete`, `target_down` or `interrupted`.
+    pub status: String,
+    pub stopped: Option<String>,
+    pub stopped_during: Option<String>,
+    /// The Worker's stats read before the run (before `--start-at`).
+    pub stats_before: Option<Stats>,
+    /// Unix ms when `stats_before` was read.
+    pub stats_before_unix_ms: Option<f64>,
+    pub warnings: Vec<String>,
+    pub nofile: Option<u64>,
+    pub started_at_unix_ms: f64,
+    pub target: String,
+}
+
+/// The tags of the histograms in a shard's log are the names of [`Hists::named`]; values
+/// are microseconds (the log's max column in milliseconds).
+pub(crate) fn write_hlog(h: &Hists, started: SystemTime, length: Duration, what: &str) -> String {
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    let mut out = Vec::new();
+    let mut ser = hdrhistogram::serialization::V2DeflateSerializer::new();
+    let mut w = IntervalLogWriterBuilder::new()
+        .add_comment(&format!("dosim {} {what}", env!("CARGO_PKG_VERSION")))
+        .add_comment("values in microseconds; one interval per tag covering the whole run")
+        .with_start_time(started)
+        .with_base_time(started)
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut out, &mut ser)
+        .expect("writing to memory");
+    for (name, l) in h.named() {
+        w.write_histogram(l.histogram(), Duration::ZERO, length, Tag::new(name))
+            .expect("a histogram serializes into memory");
+    }
+    String::from_utf8(out).expect("an interval log is text")
+}
+
+/// The histograms of a shard's log, added up by tag. Errors say what is wrong with it.
+#[allow(dead_code)] // read by `dosim merge`, not yet built
+pub(crate) fn read_hlog(text: &[u8]) -> Result<Hists, String> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let mut h = Hists::default();
+    let mut tags = 0;
+    for (k, entry) in IntervalLogIterator::new(text).enumerate() {
+        let entry = entry.map_err(|e| {
+            format!(
+                "entry {}: not an HdrHistogram interval log line ({e:?})",
+                k + 1
+            )
+        })?;
+        let LogEntry::Interval(i) = entry else {
+            continue;
+        };
+        let tag = i.tag().map(|t| t.as_str()).unwrap_or("");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(i.encoded_histogram())
+            .map_err(|e| format!("histogram {tag:?}: bad base64 ({e})"))?;
+        let hist: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(bytes))
+            .map_err(|e| format!("histogram {tag:?}: cannot be decoded ({e:?})"))?;
+        let l = h
+            .by_name(tag)
+            .ok_or_else(|| format!("histogram tag {tag:?} is not one of dosim's"))?;
+        l.add_histogram(&hist)
+            .map_err(|e| format!("histogram {tag:?}: {e}"))?;
+        tags += 1;
+    }
+    if tags == 0 {
+        return Err("holds no histogram".into());
+    }
+    Ok(h)
 }
 
 /// Resolve every "fill" room choice of the plan from the plan's own times (see the module
@@ -300,6 +405,22 @@ message_interval = { dist = "exponential", mean = "20s" }
         }
         .check(&s, Strategy::PerRoom)
         .is_err());
+    }
+
+    #[test]
+    fn a_shard_log_reads_back_to_the_same_histograms() {
+        let mut h = Hists::default();
+        for i in 1..2000u64 {
+            h.message.record_ns(i * 7_919);
+            h.connect.record_ns(i * 1_000_003);
+        }
+        let text = write_hlog(&h, std::time::UNIX_EPOCH, Duration::from_secs(60), "test");
+        assert!(text.contains("Tag=message,"), "{text}");
+        let back = read_hlog(text.as_bytes()).unwrap();
+        assert_eq!(back.message.histogram(), h.message.histogram());
+        assert_eq!(back.connect.histogram(), h.connect.histogram());
+        assert_eq!(back.send_lag.count(), 0);
+        assert!(read_hlog(b"not a log\n").is_err());
     }
 
     #[test]
