@@ -272,7 +272,16 @@ fn sink() {
     });
 }
 
-async fn serve(tcp: tokio::net::TcpStream, id: u64, rooms: Rooms) {
+async fn serve(mut tcp: tokio::net::TcpStream, id: u64, rooms: Rooms) {
+    // The driver checks `GET /healthz` before it starts; answer it as the Worker does.
+    let mut head = [0u8; 12];
+    if matches!(tcp.peek(&mut head).await, Ok(n) if head[..n].starts_with(b"GET /healthz")) {
+        use tokio::io::AsyncWriteExt as _;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await;
+        return;
+    }
     let mut uri = String::new();
     #[allow(clippy::result_large_err)] // the callback's type is tungstenite's
     let cb = |req: &Request, resp: Response| {

@@ -28,7 +28,7 @@ use crate::model::admission::{Admission, JoinOutcome, LeaveOutcome, Promotion, R
 use crate::model::object::{Object, OverloadRule, Served};
 use crate::model::strategy::Strategy;
 use crate::report::{RunUsage, SessionCounts};
-use crate::scenario::{Scenario, NS_PER_SEC};
+use crate::scenario::{Runtime, Scenario, NS_PER_SEC};
 use crate::workload::{room_name, stream, streams, Rng, RoomPick, Sampler, SessionPlan, Workload};
 
 // ---------------------------------------------------------------------------------------------
@@ -97,7 +97,53 @@ struct Session {
     patience: Option<u64>,
     leave_at: u64,
     was_queued: bool,
+    /// In progress at the stretch's start ([`Stretch`]): its planned end and next message.
+    carried: Option<crate::drive::plan::Carried>,
     rng: Rng,
+}
+
+/// One planned session to execute: the plan's, or one carried into a [`Stretch`].
+#[derive(Debug)]
+struct Entry {
+    plan: SessionPlan,
+    carried: Option<crate::drive::plan::Carried>,
+}
+
+/// The stretch of a seeded plan a `dosim drive` executes ([`crate::drive::plan`]), to be
+/// simulated on the drive's own clock: sessions in progress at `from` connect during the
+/// ramp, spread over its first 80% (as the driver connects them), the window starts at
+/// `t0` = the ramp's end and lasts `duration`; plan time maps to simulated time as the
+/// drive maps it to real time (`t0 + (plan − from) / speedup`).
+#[derive(Debug, Clone, Copy)]
+pub struct Stretch<'p> {
+    /// The drive's plan.
+    pub plan: &'p crate::drive::plan::DrivePlan,
+    /// The ramp before the window (the drive's, see `drive::ramp_length`).
+    pub ramp: std::time::Duration,
+    /// Which replication: the platform's random stream (latency and service draws); the
+    /// plan itself is the scenario seed's.
+    pub replica: u64,
+}
+
+/// The clock of a simulated [`Stretch`].
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    time: crate::drive::plan::TimeMap,
+    t0: u64,
+}
+
+impl Clock {
+    fn to_sim(self, plan_ns: u64) -> u64 {
+        self.t0 + self.time.real_at(plan_ns).as_nanos() as u64
+    }
+    fn to_plan(self, sim_ns: u64) -> u64 {
+        if sim_ns > self.t0 {
+            self.time
+                .plan_at(std::time::Duration::from_nanos(sim_ns - self.t0))
+        } else {
+            self.time.from_ns
+        }
+    }
 }
 
 /// The platform's random draws.
@@ -151,8 +197,16 @@ impl Draws {
 /// Everything a finished simulation measured, before pricing.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Session outcomes.
+    /// Session outcomes (of a [`Stretch`]: the sessions arriving in its window).
     pub sessions: SessionCounts,
+    /// Of a [`Stretch`]: the outcomes of the sessions carried into it (empty otherwise).
+    pub carried: SessionCounts,
+    /// Of a [`Stretch`]: the meter's counts of events from `t0` on (the drive's window
+    /// usage counts events of the window and deliveries of its messages).
+    pub window_counts: crate::meter::Counts,
+    /// Of a [`Stretch`]: the billable usage from `t0` on (under `accept()`, object time is
+    /// the whole run's, ramp included).
+    pub window_usage: crate::usage::Usage,
     /// Connect latency.
     pub connect: Latency,
     /// Admission wait.
@@ -181,7 +235,11 @@ pub struct Outcome {
 pub struct Simulation<'a> {
     scenario: &'a Scenario,
     workload: &'a Workload,
-    plan: std::iter::Peekable<crate::workload::Sessions<'a>>,
+    plan: std::iter::Peekable<Box<dyn Iterator<Item = Entry> + 'a>>,
+    /// Set when simulating a [`Stretch`].
+    clock: Option<Clock>,
+    /// All objects' work on one server (`platform.runtime = "local-workerd"`).
+    thread: Option<Object>,
     events: EventList<Event>,
     draws: Draws,
     admission: Admission,
@@ -217,6 +275,66 @@ impl<'a> Simulation<'a> {
     /// A simulation of `scenario` under `strategy`, executing `workload` (built from the same
     /// scenario).
     pub fn new(scenario: &'a Scenario, strategy: Strategy, workload: &'a Workload) -> Self {
+        let plan: Box<dyn Iterator<Item = Entry> + 'a> =
+            Box::new(workload.sessions().map(|plan| Entry {
+                plan,
+                carried: None,
+            }));
+        Self::build(scenario, strategy, workload, plan, None, 0)
+    }
+
+    /// A simulation of the stretch of `workload`'s plan a drive executes (see [`Stretch`]).
+    pub fn of_stretch(
+        scenario: &'a Scenario,
+        strategy: Strategy,
+        workload: &'a Workload,
+        stretch: Stretch<'_>,
+    ) -> Self {
+        let time = stretch.plan.time;
+        let ramp = stretch.ramp.as_nanos() as u64;
+        let clock = Clock { time, t0: ramp };
+        let scale = |p: Option<u64>| p.map(|p| time.real_len(p).as_nanos() as u64);
+        let spread = stretch.ramp.mul_f64(0.8);
+        let n = stretch.plan.carried.len().max(1) as u32;
+        let mut entries = Vec::new();
+        for (i, c) in stretch.plan.carried.iter().enumerate() {
+            let mut plan = c.plan.clone();
+            plan.arrival_ns = (spread / n * i as u32).as_nanos() as u64;
+            plan.patience_ns = scale(plan.patience_ns);
+            entries.push(Entry {
+                plan,
+                carried: c.carried.clone(),
+            });
+        }
+        for a in &stretch.plan.arrivals {
+            let mut plan = a.plan.clone();
+            plan.arrival_ns = clock.to_sim(plan.arrival_ns);
+            plan.patience_ns = scale(plan.patience_ns);
+            entries.push(Entry {
+                plan,
+                carried: None,
+            });
+        }
+        let mut sim = Self::build(
+            scenario,
+            strategy,
+            workload,
+            Box::new(entries.into_iter()),
+            Some(clock),
+            stretch.replica,
+        );
+        sim.end = ramp + time.duration.as_nanos() as u64;
+        sim
+    }
+
+    fn build(
+        scenario: &'a Scenario,
+        strategy: Strategy,
+        workload: &'a Workload,
+        plan: Box<dyn Iterator<Item = Entry> + 'a>,
+        clock: Option<Clock>,
+        replica: u64,
+    ) -> Self {
         let p = &scenario.platform;
         let rooms = scenario.rooms.count;
         let room_names: Vec<String> = (0..rooms).map(room_name).collect();
@@ -234,10 +352,12 @@ impl<'a> Simulation<'a> {
         Simulation {
             scenario,
             workload,
-            plan: workload.sessions().peekable(),
+            plan: plan.peekable(),
+            clock,
+            thread: (p.runtime == Runtime::LocalWorkerd).then(Object::default),
             events: EventList::new(),
             draws: Draws {
-                rng: stream(scenario.seed, streams::PLATFORM, 0),
+                rng: stream(scenario.seed, streams::PLATFORM, replica),
                 client_edge: Sampler::new(&scenario.network.client_edge),
                 edge_object: Sampler::new(&scenario.network.edge_object),
                 object_object: Sampler::new(&scenario.network.object_object),
@@ -282,11 +402,27 @@ impl<'a> Simulation<'a> {
     /// Run to the end of the window and return what was measured.
     pub fn run(mut self) -> Outcome {
         if let Some(first) = self.plan.peek() {
-            self.events.schedule(first.arrival_ns, Event::Arrive);
+            self.events.schedule(first.plan.arrival_ns, Event::Arrive);
         }
+        let mut t0_counts = None;
         while let Some((now, ev)) = self.events.pop() {
+            if let Some(c) = self.clock {
+                if now >= c.t0 && t0_counts.is_none() {
+                    t0_counts = Some((self.meter.counts(), self.meter.usage(&self.costs).usage));
+                }
+            }
             if now >= self.end {
-                break; // what is still pending happens after the window
+                // A stretch, as a drive: nothing new starts after the window (arrivals,
+                // departures, patience), but what is in flight is served (the grace).
+                if self.clock.is_none() {
+                    break; // what is still pending happens after the window
+                }
+                if matches!(ev, Event::Arrive | Event::End(_) | Event::Patience(_)) {
+                    continue;
+                }
+                self.out.events += 1;
+                self.handle(now, ev);
+                continue;
             }
             while self.next_sample <= now {
                 self.sample();
@@ -297,7 +433,39 @@ impl<'a> Simulation<'a> {
         while self.next_sample <= self.end {
             self.sample();
         }
+        let t0_usage = t0_counts.as_ref().map(|(_, u)| u.clone());
+        if self.clock.is_some() {
+            let before = t0_counts.map(|(c, _)| c).unwrap_or_default();
+            let after = self.meter.counts();
+            self.out.window_counts = crate::meter::Counts {
+                worker_requests: after.worker_requests - before.worker_requests,
+                connects: after.connects - before.connects,
+                messages_in: after.messages_in - before.messages_in,
+                messages_out: after.messages_out - before.messages_out,
+                closes: after.closes - before.closes,
+                lobby_rpcs: after.lobby_rpcs - before.lobby_rpcs,
+                lobby_changes: after.lobby_changes - before.lobby_changes,
+                joins: after.joins - before.joins,
+            };
+        }
         self.finish();
+        if let Some(b) = t0_usage.filter(|_| self.clock.is_some()) {
+            let a = &self.out.usage.billable;
+            self.out.window_usage = crate::usage::Usage {
+                worker_requests: a.worker_requests - b.worker_requests,
+                worker_cpu_ms: a.worker_cpu_ms - b.worker_cpu_ms,
+                do_requests: a.do_requests - b.do_requests,
+                do_websocket_connects: a.do_websocket_connects - b.do_websocket_connects,
+                do_websocket_messages_in: a.do_websocket_messages_in - b.do_websocket_messages_in,
+                do_websocket_messages_out: a.do_websocket_messages_out
+                    - b.do_websocket_messages_out,
+                do_active_seconds: a.do_active_seconds - b.do_active_seconds,
+                do_idle_tail_seconds: a.do_idle_tail_seconds - b.do_idle_tail_seconds,
+                sqlite_rows_read: a.sqlite_rows_read - b.sqlite_rows_read,
+                sqlite_rows_written: a.sqlite_rows_written - b.sqlite_rows_written,
+                sqlite_stored_gb_months: a.sqlite_stored_gb_months,
+            };
+        }
         self.out
     }
 
@@ -368,16 +536,26 @@ impl<'a> Simulation<'a> {
             .next()
             .expect("an Arrive event has a planned session");
         if let Some(next) = self.plan.peek() {
-            self.events.schedule(next.arrival_ns, Event::Arrive);
+            self.events.schedule(next.plan.arrival_ns, Event::Arrive);
         }
-        self.out.sessions.arrived += 1;
+        let Entry { plan, carried } = plan;
         let room = self.choose_room(&plan);
         self.claim(room, 1);
         let sid = self.new_session(&plan, room, now);
+        self.sess(sid).carried = carried;
+        self.counts(sid).arrived += 1;
         // The Worker: one request and its CPU, then on to the object.
         self.meter.worker_request();
         let cpu_ns = (self.scenario.platform.worker_cpu_ms_per_connect * 1e6) as u64;
-        let travel = cpu_ns + self.hop(sid);
+        let hop = self.hop(sid);
+        let travel = match &mut self.thread {
+            // The Worker's CPU queues on the one thread with every object's work.
+            Some(t) => match t.serve(now, cpu_ns, OverloadRule::default()) {
+                Served::Done { done_ns, .. } => done_ns - now + hop,
+                Served::Overloaded => cpu_ns + hop,
+            },
+            None => cpu_ns + hop,
+        };
         self.events
             .schedule(now + travel, Event::ConnectAtObject(sid));
     }
@@ -415,6 +593,7 @@ impl<'a> Simulation<'a> {
             patience: plan.patience_ns,
             leave_at: u64::MAX,
             was_queued: false,
+            carried: None,
             rng: plan.rng.clone(),
         };
         let slot = if let Some(slot) = self.free_slots.pop() {
@@ -442,6 +621,24 @@ impl<'a> Simulation<'a> {
         self.free_slots.push(s.slot);
     }
 
+    /// The session counts `s` belongs to (a carried session's apart).
+    fn counts(&mut self, s: Sid) -> &mut SessionCounts {
+        if self.sessions[s.slot as usize].carried.is_some() {
+            &mut self.out.carried
+        } else {
+            &mut self.out.sessions
+        }
+    }
+
+    /// The next planned message after `after` (on the stretch's clock, if any).
+    fn next_message(&mut self, slot: u32, after: u64) -> u64 {
+        let x = &mut self.sessions[slot as usize];
+        match self.clock {
+            None => self.workload.next_message(&mut x.rng, after),
+            Some(c) => c.to_sim(self.workload.next_message(&mut x.rng, c.to_plan(after))),
+        }
+    }
+
     /// Offer a request to an object (index `None` = the lobby) and account for it.
     fn serve(&mut self, now: u64, object: Option<u32>, work: Work, service: u64) -> Served {
         self.out.usage.object_requests += 1;
@@ -455,6 +652,7 @@ impl<'a> Simulation<'a> {
                 &mut self.lobby
             }
         };
+        let o = self.thread.as_mut().unwrap_or(o);
         let r = o.serve(now, service, self.rule);
         match r {
             Served::Done { wait_ns, .. } => {
@@ -545,7 +743,7 @@ impl<'a> Simulation<'a> {
                 let x = self.sess(s);
                 x.phase = Phase::Queued;
                 x.was_queued = true;
-                self.out.sessions.queued += 1;
+                self.counts(s).queued += 1;
                 self.events.schedule(answer_at, Event::QueuedAnswer(s));
             }
             JoinOutcome::Rejected(reason) => {
@@ -559,10 +757,9 @@ impl<'a> Simulation<'a> {
     }
 
     fn reject(&mut self, answer_at: u64, s: Sid, reason: RejectReason, answered: bool) {
-        self.out.sessions.rejected += 1;
+        self.counts(s).rejected += 1;
         *self
-            .out
-            .sessions
+            .counts(s)
             .rejected_by_reason
             .entry(reason.as_str().to_string())
             .or_default() += 1;
@@ -594,8 +791,10 @@ impl<'a> Simulation<'a> {
         self.out.connect.record_ns(now - arrival);
         if phase == Phase::Queued || phase == Phase::Joining {
             if let Some(p) = patience {
+                // A drive's queued users start their patience with the window.
+                let from = self.clock.map_or(now, |c| now.max(c.t0));
                 self.events
-                    .schedule(now.saturating_add(p), Event::Patience(s));
+                    .schedule(from.saturating_add(p), Event::Patience(s));
             }
         }
     }
@@ -609,19 +808,39 @@ impl<'a> Simulation<'a> {
             return; // gave up before the seat arrived; the close frees it
         }
         x.phase = Phase::Seated;
-        x.leave_at = now.saturating_add(x.length);
-        let (arrival, was_queued, leave_at) = (x.arrival, x.was_queued, x.leave_at);
-        let first = self.workload.next_message(&mut x.rng, now);
+        let (arrival, was_queued, length) = (x.arrival, x.was_queued, x.length);
+        let (leave_at, first) = match (self.clock, x.carried.clone()) {
+            (None, _) => (
+                now.saturating_add(length),
+                Some(self.next_message(s.slot, now)),
+            ),
+            // As the driver seats them (drive::run, `seat`).
+            (Some(c), Some(k)) if !was_queued => {
+                (c.to_sim(k.end_ns), k.next_message_ns.map(|m| c.to_sim(m)))
+            }
+            (Some(c), carried) => {
+                let plan_now = c.to_plan(now);
+                let left = carried.map_or(length, |k| k.end_ns.saturating_sub(c.time.from_ns));
+                let leave = c.to_sim(plan_now.saturating_add(left));
+                let x = &mut self.sessions[s.slot as usize];
+                let next = c.to_sim(self.workload.next_message(&mut x.rng, plan_now));
+                (leave, Some(next))
+            }
+        };
+        self.sessions[s.slot as usize].leave_at = leave_at;
+        let carried = self.sessions[s.slot as usize].carried.is_some();
         if !was_queued {
             self.out.connect.record_ns(now - arrival);
         } else {
-            self.out.sessions.admitted_from_queue += 1;
+            self.counts(s).admitted_from_queue += 1;
         }
-        self.out.sessions.admitted += 1;
-        self.out.admission_wait.record_ns(now - arrival);
+        self.counts(s).admitted += 1;
+        if !(carried && self.clock.is_some()) {
+            self.out.admission_wait.record_ns(now - arrival);
+        }
         self.meter.joined();
         self.events.schedule(leave_at, Event::End(s));
-        if first < leave_at {
+        if let Some(first) = first.filter(|&f| f < leave_at) {
             self.send(first, s);
         }
     }
@@ -633,6 +852,9 @@ impl<'a> Simulation<'a> {
     /// event per message and keeps one sender's messages in order, as TCP does (an arrival
     /// computed earlier than the previous one is clamped to it).
     fn send(&mut self, intended: u64, s: Sid) {
+        if self.clock.is_some() && intended >= self.end {
+            return; // a drive sends nothing after its window
+        }
         let room = self.sessions[s.slot as usize].room;
         let travel = self.hop(s);
         self.events.schedule(
@@ -649,8 +871,8 @@ impl<'a> Simulation<'a> {
         self.out.messages_sent += 1;
         // Plan the sender's next message while it is still in the room.
         if self.live(s) {
-            let x = &mut self.sessions[s.slot as usize];
-            let next = self.workload.next_message(&mut x.rng, intended);
+            let next = self.next_message(s.slot, intended);
+            let x = &self.sessions[s.slot as usize];
             if x.phase == Phase::Seated && next < x.leave_at {
                 self.send(next, s);
             }
@@ -710,7 +932,7 @@ impl<'a> Simulation<'a> {
             return;
         }
         self.sess(s).phase = Phase::Abandoning;
-        self.out.sessions.abandoned += 1;
+        self.counts(s).abandoned += 1;
         let travel = self.hop(s);
         self.events.schedule(now + travel, Event::CloseAtObject(s));
     }
@@ -815,13 +1037,25 @@ impl<'a> Simulation<'a> {
         u.objects_created =
             self.object_used.iter().filter(|&&b| b).count() as u64 + u64::from(self.lobby_used);
         for x in &self.sessions {
+            let c = if x.carried.is_some() {
+                &mut self.out.carried
+            } else {
+                &mut self.out.sessions
+            };
             match x.phase {
-                Phase::Queued => self.out.sessions.still_waiting += 1,
-                Phase::Connecting | Phase::Joining => self.out.sessions.still_connecting += 1,
+                Phase::Queued => c.still_waiting += 1,
+                Phase::Connecting | Phase::Joining => c.still_connecting += 1,
                 _ => {}
             }
         }
     }
+}
+
+/// Simulate the stretch of `scenario`'s plan a drive executes, under `strategy` (see
+/// [`Stretch`]).
+pub fn simulate_stretch(scenario: &Scenario, strategy: Strategy, stretch: Stretch<'_>) -> Outcome {
+    let workload = Workload::new(scenario);
+    Simulation::of_stretch(scenario, strategy, &workload, stretch).run()
 }
 
 /// Simulate `scenario` under `strategy`.
@@ -856,6 +1090,10 @@ pub fn simulate_report(
     {
         notes.push("global limits outside the single-object design: a lobby object admits and releases (1 RPC per join, leave and promotion; platform.lobby_rows_written_per_change storage rows written per change of its state)".to_string());
     }
+    let calibrated = crate::calibration::note(&scenario.platform);
+    if let Some(n) = &calibrated {
+        notes.insert(0, format!("service times and Worker CPU {n}"));
+    }
     Report::assemble(Parts {
         mode: "simulate",
         scenario,
@@ -865,8 +1103,14 @@ pub fn simulate_report(
         provenance: Provenance {
             dosim_version: env!("CARGO_PKG_VERSION").to_string(),
             method: format!(
-                "simulated: discrete-event simulation of a {} window, seed {}",
-                scenario.window.length, scenario.seed
+                "simulated: discrete-event simulation of a {} window, seed {}{}",
+                scenario.window.length,
+                scenario.seed,
+                if calibrated.is_some() {
+                    " (calibrated: see the notes)"
+                } else {
+                    ""
+                }
             ),
             notes,
         },

@@ -47,6 +47,8 @@
 
 pub use model::strategy::Strategy;
 
+pub mod calibration;
+pub mod chart;
 pub mod des;
 pub mod drive;
 pub mod error;
@@ -64,6 +66,8 @@ pub mod scenario;
 pub mod sweep;
 pub mod threshold;
 pub mod usage;
+pub mod validate;
+pub mod vary;
 pub mod workload;
 
 pub use error::{Error, InputError, Result};

@@ -72,9 +72,32 @@ enum Command {
     Sweep {
         /// Scenario file (TOML).
         scenario: PathBuf,
-        /// Comma-separated loads, in mean sessions per day (the daily profile is kept).
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Comma-separated loads, in mean sessions per day (the daily profile is kept): short
+        /// for --vary arrivals.sessions_per_day=LIST.
+        #[arg(long, value_delimiter = ',', required_unless_present = "vary")]
         sessions_per_day: Vec<f64>,
+        /// Vary a scenario key over SPEC: a list (50,500,5000) or a range A..B:N[:lin|log]
+        /// (50..100000:12:log); durations (50us..5ms:4:log) and booleans (true,false) too.
+        /// `concurrent_users=SPEC` sets the load as users at the busiest hour (Little's
+        /// law). Repeatable: several make a grid, the first is the charts' x axis.
+        #[arg(long, value_name = "KEY=SPEC")]
+        vary: Vec<String>,
+        /// Set a scenario key to one TOML value at every point (after --scale), e.g.
+        /// limits.max_active_rooms=unlimited. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// How rooms and limits follow the load: rooms (the default: users per room as in
+        /// the scenario, limits fixed), limits, rooms,limits or none.
+        #[arg(long, value_name = "WHAT")]
+        scale: Option<dosim::vary::Scale>,
+        /// The window each point simulates, projected onto the month: scenario (the
+        /// default), busiest-day, week or month.
+        #[arg(long, value_name = "WINDOW", default_value = "scenario")]
+        window: dosim::vary::WindowChoice,
+        /// With a --window shorter than the scenario's: also simulate the middle point over
+        /// the scenario's whole window and report the projection's error.
+        #[arg(long)]
+        check_window: bool,
         /// Comma-separated strategies.
         #[arg(
             long,
@@ -95,6 +118,10 @@ enum Command {
         /// Write the cost curve as an SVG chart here.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// Write a Markdown report here, with its charts beside it as SVG (NAME-cost.svg,
+        /// NAME-cost-per-user.svg, NAME-p99.svg, NAME-refused.svg).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
         /// No progress bar (it is only shown when standard error is a terminal).
         #[arg(long)]
         quiet: bool,
@@ -182,6 +209,81 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Fit the simulator's per-event service times and the Worker's CPU from a ladder of
+    /// short drives (room sizes, message rates, strategies with and without the lobby), and
+    /// write a calibration file scenarios can reference (platform.calibration or
+    /// --calibration).
+    #[command(after_help = CALIBRATE_EXAMPLES)]
+    #[command(group(clap::ArgGroup::new("endpoint").args(["target", "local"]).required(true)))]
+    Calibrate {
+        /// A fresh local workerd (127.0.0.1) per run: CPU-derived figures.
+        #[arg(long)]
+        local: bool,
+        /// A running Worker (ws://, wss://): figures from latency differences alone.
+        #[arg(long, conflicts_with = "local")]
+        target: Option<String>,
+        /// Extra root certificates (PEM) for a wss:// target.
+        #[arg(long, value_name = "PATH")]
+        ca_cert: Option<PathBuf>,
+        /// The Worker's folder for --local (default: workers/ found from here).
+        #[arg(long)]
+        workers: Option<PathBuf>,
+        /// Strategies of the ladder (single has no lobby; per-room and sharded:N use it).
+        #[arg(
+            long,
+            default_value = "single,per-room,sharded:4",
+            value_delimiter = ','
+        )]
+        strategies: Vec<Strategy>,
+        /// The tiny ladder (2 room sizes, 1 rate, 2 s windows): under a minute.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the calibration file.
+        #[arg(long, default_value = "calibration.toml")]
+        out: PathBuf,
+    },
+    /// Run the same window of the same seeded plan simulated (as local workerd runs it) and
+    /// driven against a local workerd, and compare counts, latencies, usage and the bill.
+    #[command(after_help = VALIDATE_EXAMPLES)]
+    Validate {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Drive a local workerd (the only target validate supports).
+        #[arg(long, required = true)]
+        local: bool,
+        /// The Worker's folder (default: workers/ found from here).
+        #[arg(long)]
+        workers: Option<PathBuf>,
+        /// Strategies, comma-separated (default: the scenario's).
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<Strategy>,
+        /// Scenario time at the window's start (default: the busiest hour).
+        #[arg(long)]
+        from: Option<Dur>,
+        /// Real length of the window of each drive.
+        #[arg(long, default_value = "20s")]
+        duration: Dur,
+        /// Scenario seconds per real second.
+        #[arg(long, default_value_t = 1.0)]
+        speedup: f64,
+        /// Ramp connecting the carried sessions (default: as `drive`).
+        #[arg(long)]
+        ramp: Option<Dur>,
+        /// Drives per strategy, each on a fresh workerd.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Simulated replications (a 95% interval from 2).
+        #[arg(long, default_value_t = 8)]
+        replications: usize,
+        #[command(flatten)]
+        common: Common,
+        /// Write the validations as JSON here (an array, one per strategy).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the validations as Markdown here.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// Price a month of usage: a TOML file with the keys of a report's `monthly_usage` block
     /// (see scenarios/usage/example.toml).
     #[command(after_help = COST_EXAMPLES)]
@@ -214,6 +316,17 @@ Examples:
 
   # A launch-day peak on 8 objects, with an extra k6-style threshold (exit 99 if it fails)
   dosim simulate scenarios/single-saturates.toml --strategy sharded:8 --threshold \"message.p99 < 250\"";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  # The shipped CI scenario under its strategy: 3 drives vs 8 simulated replications
+  dosim validate scenarios/validate-small.toml --local
+
+  # Phase 0 under every strategy, 20 s windows, reports as JSON and Markdown
+  dosim validate scenarios/seed-phase0.toml --local --strategies single,per-room,sharded:4 --json v.json --markdown v.md
+
+  # Near saturation: seed-scale's busiest hour 10 times faster, 2 drives
+  dosim validate scenarios/seed-scale.toml --local --strategies single --speedup 10 --repeats 2";
 
 const COMPARE_EXAMPLES: &str = "\
 Examples:
@@ -250,6 +363,18 @@ Examples:
   # A deployed Worker over TLS; the stats token lets dosim reconcile with its counters
   DOSIM_STATS_TOKEN=secret dosim drive scenarios/seed-scale.toml --target wss://dosim.example.workers.dev --strategy sharded:4";
 
+const CALIBRATE_EXAMPLES: &str = "\
+Examples:
+  # The full ladder against local workerd (18 short runs, a few minutes); then use it with
+  # `dosim simulate SCENARIO --calibration calibration.toml` (or platform.calibration)
+  dosim calibrate --local --out calibration.toml
+
+  # The tiny ladder (4 runs, well under a minute) under single and per-room
+  dosim calibrate --local --quick --strategies single,per-room --out quick.toml
+
+  # A running Worker, from latencies alone (no CPU measured: a latency-derived file)
+  dosim calibrate --target ws://127.0.0.1:8787 --quick --out latency.toml";
+
 const COST_EXAMPLES: &str = "\
 Examples:
   # A month of usage (the keys of a report's `monthly_usage` block; absent keys are zero)
@@ -284,6 +409,10 @@ struct Common {
     /// Override the scenario's WebSocket API: true = Hibernation API, false = accept().
     #[arg(long)]
     hibernation: Option<bool>,
+    /// A calibration file (`dosim calibrate`): its figures replace the scenario's
+    /// worker_cpu_ms_per_connect and platform.service keys (and platform.calibration's).
+    #[arg(long, value_name = "PATH")]
+    calibration: Option<PathBuf>,
 }
 
 /// Replications and confidence intervals (simulate, compare, sweep).
@@ -391,30 +520,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sweep {
             scenario,
             sessions_per_day,
+            vary,
+            set,
+            scale,
+            window,
+            check_window,
             strategies,
             common,
             replicate,
             json,
             csv,
             svg,
+            markdown,
             quiet,
         } => {
             let (scenario, pricing, extra) = load(&scenario, &common)?;
-            for &load in &sessions_per_day {
-                if let Ok(s) = dosim::sweep::scale(&scenario, load) {
-                    announce(&s, &strategies, &format!("at {load} sessions/day: "));
+            let mut axes = Vec::new();
+            if !sessions_per_day.is_empty() {
+                axes.push(dosim::vary::Axis::sessions_per_day(&sessions_per_day)?);
+            }
+            for v in &vary {
+                axes.push(dosim::vary::Axis::parse(v)?);
+            }
+            let fixed = set
+                .iter()
+                .map(|f| dosim::vary::Fixed::parse(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let design = dosim::sweep::Design {
+                axes,
+                fixed,
+                scale: scale.unwrap_or_default(),
+                window,
+                check_window,
+                record: markdown.is_some(),
+            };
+            for values in dosim::vary::grid(&design.axes) {
+                if let Ok(s) = dosim::vary::apply_with(
+                    &scenario,
+                    &design.fixed,
+                    &design.axes,
+                    &values,
+                    design.scale,
+                    window,
+                ) {
+                    let at: Vec<String> = values.iter().map(ToString::to_string).collect();
+                    announce(&s, &strategies, &format!("at {}: ", at.join(", ")));
                 }
             }
             let plan = replicate.plan()?;
             let bar = sweep_progress_bar(quiet);
             let sweep = dosim::sweep::run(
                 &scenario,
-                &sessions_per_day,
+                &design,
                 &strategies,
                 &pricing,
                 &extra,
                 &plan,
-                &mut |p| {
+                &|p| {
                     if let Some(bar) = &bar {
                         bar.set_length(p.total as u64);
                         bar.set_position(p.done as u64);
@@ -440,6 +602,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(path) = svg {
                 write(&path, &sweep.to_svg()?)?;
+            }
+            if let Some(path) = markdown {
+                let stem = path
+                    .file_stem()
+                    .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+                let dir = path.parent().unwrap_or(Path::new(""));
+                let charts = sweep.charts()?;
+                for (name, svg) in &charts {
+                    write(&dir.join(format!("{stem}-{name}.svg")), svg)?;
+                }
+                write(&path, &sweep.to_markdown(&stem, &scenario))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -544,6 +717,90 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_or(ExitCode::SUCCESS, |(_, c)| *c);
             Ok(worst)
         }
+        Command::Calibrate {
+            local,
+            target,
+            ca_cert,
+            workers,
+            strategies,
+            quick,
+            out,
+        } => {
+            let opts = dosim::calibration::ladder::Options {
+                local,
+                target,
+                ca_cert,
+                workers,
+                stats_token: None,
+                strategies,
+                quick,
+            };
+            let cal = dosim::calibration::ladder::calibrate(&opts, &mut |i, n, p| {
+                eprintln!(
+                    "calibrate: run {i}/{n}: {} rooms of {}, a message per {} ms per member, {} s",
+                    p.strategy,
+                    p.room_size,
+                    p.message_interval_ms,
+                    p.window.as_secs()
+                )
+            })?;
+            print!("{}", dosim::calibration::summary(&cal));
+            write(&out, &cal.to_toml())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate {
+            scenario,
+            local: _,
+            workers,
+            strategies,
+            from,
+            duration,
+            speedup,
+            ramp,
+            repeats,
+            replications,
+            common,
+            json,
+            markdown,
+        } => {
+            let (scenario, pricing, _) = load(&scenario, &common)?;
+            let strategies = if strategies.is_empty() {
+                vec![scenario.platform.strategy]
+            } else {
+                strategies
+            };
+            let opts = dosim::validate::Options {
+                drive: dosim::drive::Options {
+                    local: true,
+                    workers,
+                    from: from.map(|d| Duration::from_nanos(d.0)),
+                    duration: Duration::from_nanos(duration.0),
+                    speedup,
+                    ramp: ramp.map(|d| Duration::from_nanos(d.0)),
+                    ..dosim::validate::Options::default().drive
+                },
+                repeats,
+                replications,
+            };
+            let vs = dosim::validate::validate_each(&scenario, &strategies, &pricing, &opts)?;
+            for v in &vs {
+                print!("{}", v.render_text());
+            }
+            if let Some(path) = json {
+                write(&path, &(serde_json::to_string_pretty(&vs)? + "\n"))?;
+            }
+            if let Some(path) = markdown {
+                write(
+                    &path,
+                    &vs.iter().map(|v| v.render_markdown()).collect::<String>(),
+                )?;
+            }
+            Ok(if vs.iter().all(|v| v.pass) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(dosim::drive::EXIT_THRESHOLD)
+            })
+        }
         Command::Cost {
             usage,
             pricing,
@@ -596,6 +853,9 @@ fn load(path: &Path, common: &Common) -> anyhow::Result<(Scenario, PriceTable, V
     }
     if let Some(n) = common.no_data {
         scenario.thresholds.no_data = n;
+    }
+    if let Some(path) = &common.calibration {
+        scenario.apply_calibration(&dosim::calibration::Calibration::from_file(path)?)?;
     }
     let name = common.pricing.as_deref().unwrap_or(&scenario.pricing);
     let pricing = PriceTable::builtin(name).map_err(dosim::Error::from)?;

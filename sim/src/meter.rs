@@ -163,11 +163,17 @@ pub struct EventCosts {
 impl EventCosts {
     /// The scenario's figures: `platform.worker_cpu_ms_per_connect` and the means of the
     /// `platform.service` distributions. `why` says why nothing measured them (for a drive).
+    /// Keys a calibration replaced ([`crate::scenario::Scenario::apply_calibration`]) are
+    /// [`Source::Calibrated`], naming the file.
     pub fn from_scenario(s: &Scenario, why: Option<&str>) -> EventCosts {
         let p = &s.platform;
-        let src = |key: &str| Source::Modelled {
-            key: key.to_string(),
-            why: why.map(str::to_string),
+        // A key a calibration replaced is calibrated, from its file; the others modelled.
+        let src = |key: &str| {
+            let base = key.split(' ').next().unwrap_or(key);
+            p.calibrated.get(base).cloned().unwrap_or(Source::Modelled {
+                key: key.to_string(),
+                why: why.map(str::to_string),
+            })
         };
         let mean = |d: &crate::scenario::DistSpec| d.mean_ns() / NS_PER_SEC as f64;
         EventCosts {

@@ -201,7 +201,8 @@ impl DistSpec {
         }
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks serde cannot express (a lognormal's shape, a uniform's bounds).
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         match *self {
             DistSpec::Lognormal { median, sigma, p99 } => match (sigma, p99) {
                 (Some(_), Some(_)) => Err("give either sigma or p99, not both".into()),
@@ -671,6 +672,39 @@ pub struct Platform {
     pub service: Service,
     /// Overload rule.
     pub overload: Overload,
+    /// A calibration file (`dosim calibrate` writes them), relative to the scenario file:
+    /// its figures replace `worker_cpu_ms_per_connect` and the `service` keys it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<PathBuf>,
+    /// Which platform keys a calibration replaced, and from where (not a key; see
+    /// [`Scenario::apply_calibration`]).
+    #[serde(skip)]
+    pub calibrated: std::collections::BTreeMap<String, crate::meter::Source>,
+    /// Who serves the objects: Cloudflare (each object its own server) or a local workerd
+    /// (one thread for everything).
+    #[serde(skip_serializing_if = "Runtime::is_cloudflare")]
+    pub runtime: Runtime,
+}
+
+/// `platform.runtime`: how the objects' servers are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// Cloudflare: every object (room objects, the lobby) is its own single-threaded FIFO
+    /// server; the Worker's CPU queues behind nothing.
+    #[default]
+    Cloudflare,
+    /// A local workerd: the Worker, every object and the lobby share one single-threaded FIFO
+    /// server (workerd runs one event loop for all of them), and the Worker's CPU per
+    /// upgrade queues on it too.
+    LocalWorkerd,
+}
+
+impl Runtime {
+    /// True for the default.
+    pub fn is_cloudflare(&self) -> bool {
+        *self == Runtime::Cloudflare
+    }
 }
 
 impl Default for Platform {
@@ -684,6 +718,9 @@ impl Default for Platform {
             lobby_rows_written_per_change: 1.0,
             service: Service::default(),
             overload: Overload::default(),
+            calibration: None,
+            calibrated: Default::default(),
+            runtime: Runtime::Cloudflare,
         }
     }
 }
@@ -705,6 +742,11 @@ impl Platform {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Network {
+    /// A preset: `"loopback"` sets every latency to what one machine's loopback shows (client
+    /// ↔ Worker [`Network::LOOPBACK_ONE_WAY`] constant, object ↔ object and jitter 0), for
+    /// comparing with a local drive; the other keys may then not be given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<NetworkModel>,
     /// Client to Cloudflare edge (and back), one way.
     pub client_edge: DistSpec,
     /// Edge to the object's location, one way (objects live where they were created).
@@ -719,6 +761,7 @@ impl Default for Network {
     fn default() -> Self {
         let ms = |n: u64| Dur(n * 1_000_000);
         Network {
+            model: None,
             client_edge: DistSpec::Lognormal {
                 median: ms(20),
                 sigma: Some(0.5),
@@ -784,6 +827,56 @@ impl Default for Thresholds {
             connection_alert_share: None,
             no_data: crate::threshold::NoData::Pass,
         }
+    }
+}
+
+/// `network.model`: a preset of latencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkModel {
+    /// One machine's loopback: see [`Network::model`].
+    Loopback,
+}
+
+impl Network {
+    /// One-way client ↔ Worker latency of the loopback preset: 0.1 ms, measured on this
+    /// project's machine (a WebSocket frame through the kernel's loopback and both stacks).
+    pub const LOOPBACK_ONE_WAY: Dur = Dur(100_000);
+
+    /// The loopback preset's latencies.
+    pub fn loopback() -> Network {
+        let zero = DistSpec::constant(Dur(0));
+        Network {
+            model: Some(NetworkModel::Loopback),
+            client_edge: DistSpec::constant(Network::LOOPBACK_ONE_WAY),
+            edge_object: zero.clone(),
+            object_object: zero.clone(),
+            jitter: zero,
+        }
+    }
+
+    /// Apply the preset, if any: an error names a latency key given beside it.
+    fn apply_model(&mut self) -> std::result::Result<(), (String, String)> {
+        if self.model != Some(NetworkModel::Loopback) {
+            return Ok(());
+        }
+        let d = Network::default();
+        for (key, given, default) in [
+            ("client_edge", &self.client_edge, &d.client_edge),
+            ("edge_object", &self.edge_object, &d.edge_object),
+            ("object_object", &self.object_object, &d.object_object),
+            ("jitter", &self.jitter, &d.jitter),
+        ] {
+            if given != default {
+                return Err((
+                    format!("network.{key}"),
+                    "network.model = \"loopback\" sets every latency; remove this key or the model"
+                        .into(),
+                ));
+            }
+        }
+        *self = Network::loopback();
+        Ok(())
     }
 }
 
@@ -857,9 +950,35 @@ impl Scenario {
         let mut scenario: Scenario = parse_toml(text, path)?;
         scenario.path = path.to_path_buf();
         scenario
-            .validate()
+            .network
+            .apply_model()
+            .and_then(|()| scenario.validate())
             .map_err(|(key, message)| locate(text, path, &key, message))?;
+        if let Some(file) = scenario.platform.calibration.clone() {
+            let file = path.parent().unwrap_or(Path::new("")).join(file);
+            let cal = crate::calibration::Calibration::from_file(&file).map_err(|e| match e {
+                Error::Io { path: p, cause } => locate(
+                    text,
+                    path,
+                    "platform.calibration",
+                    format!("cannot read the calibration file {}: {cause}", p.display()),
+                ),
+                other => other,
+            })?;
+            scenario.apply_calibration(&cal)?;
+        }
         Ok(scenario)
+    }
+
+    /// Replace the platform figures `cal` has (`worker_cpu_ms_per_connect` and the
+    /// `platform.service` keys) with its calibrated ones, and record which, so that reports
+    /// and usage sources say they are calibrated and from which file. The one place a
+    /// calibration is applied: `platform.calibration` in a scenario and `--calibration` on
+    /// the command line both come here (a later call wins key by key). Errors if the result
+    /// no longer validates.
+    pub fn apply_calibration(&mut self, cal: &crate::calibration::Calibration) -> Result<()> {
+        cal.apply_to(&mut self.platform);
+        self.check()
     }
 
     /// Validate again after a change (a sweep's scaled load and rooms): the same rules, and

@@ -51,6 +51,11 @@ pub struct SweepPoint {
     /// With replications: the point's figures over them (see [`crate::replicate`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replications: Option<PointReplications>,
+    /// With `--vary` (a [`Sweep::design`]): the point's value of each varied key (durations
+    /// in seconds, booleans 1 or 0) and `concurrent_users`, the expected concurrent users at
+    /// the busiest hour (Little's law, [`crate::vary::concurrent_users`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, f64>,
 }
 
 /// The figures a sweep point keeps over replications, as threshold metric names: the bill,
@@ -89,8 +94,93 @@ pub struct Sweep {
     /// With replications: how the seeds and intervals were obtained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replications: Option<String>,
+    /// With `--vary`, `--scale`, `--window` or `--markdown`: how the points were made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design: Option<SweepDesign>,
     /// Every point, loads in the order given, strategies in the order given.
     pub points: Vec<SweepPoint>,
+}
+
+/// How a sweep's points were made (see [`crate::vary`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepDesign {
+    /// The varied keys in order (the first is the charts' x axis), with their values.
+    pub axes: Vec<AxisValues>,
+    /// Keys set to one value at every point (`--set`), as `key = value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<String>,
+    /// How rooms and limits follow the load, in words.
+    pub scale: String,
+    /// The window each point simulated, and how it was projected onto the month.
+    pub window: String,
+    /// With `--check-window`: the projection's error against a whole month at one point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_check: Option<WindowCheck>,
+}
+
+/// A varied key and its values as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AxisValues {
+    /// The dotted key (or `concurrent_users`).
+    pub key: String,
+    /// Its values, as written in reports.
+    pub values: Vec<String>,
+}
+
+/// A short window's projected bill against the scenario's whole window at one point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowCheck {
+    /// The point (its varied keys' values).
+    pub point: BTreeMap<String, f64>,
+    /// The short window, seconds.
+    pub window_seconds: f64,
+    /// The scenario's own window, seconds.
+    pub full_window_seconds: f64,
+    /// Per strategy: both bills and the error.
+    pub strategies: Vec<WindowError>,
+}
+
+/// One strategy's bill from the short window and from the whole one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowError {
+    /// The strategy.
+    pub strategy: String,
+    /// The short window's bill, projected onto the month, USD.
+    pub projected_usd: f64,
+    /// The whole window's bill, USD.
+    pub full_usd: f64,
+    /// (projected − full) ÷ full.
+    pub relative_error: f64,
+}
+
+/// What a sweep varies and how (see [`crate::vary`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Design {
+    /// The varied keys; the grid is every combination.
+    pub axes: Vec<crate::vary::Axis>,
+    /// Keys set to one value at every point (`--set`).
+    pub fixed: Vec<crate::vary::Fixed>,
+    /// How rooms and limits follow the load.
+    pub scale: crate::vary::Scale,
+    /// The window each point simulates.
+    pub window: crate::vary::WindowChoice,
+    /// Check the window's projection against the scenario's whole window at the middle point.
+    pub check_window: bool,
+    /// Record the design and each point's values in the output even for a plain
+    /// `--sessions-per-day` sweep (the Markdown report needs them).
+    pub record: bool,
+}
+
+impl Design {
+    /// A plain sweep over sessions per day, as before `--vary`: no design in the output.
+    fn is_plain(&self) -> bool {
+        !self.record
+            && self.fixed.is_empty()
+            && self.scale == crate::vary::Scale::default()
+            && self.window == crate::vary::WindowChoice::Scenario
+            && self.axes.len() == 1
+            && self.axes[0].option == "--sessions-per-day"
+    }
 }
 
 /// How far a sweep has got, for a progress display.
@@ -104,53 +194,182 @@ pub struct Progress {
     pub load: Option<f64>,
 }
 
-/// Simulate `scenario` at each of `loads` (sessions per day) under each strategy, each point
-/// replicated as `plan` says, telling `on_progress` before each load and at the end.
+/// Simulate `scenario` at every point of `design`'s grid under each strategy, each point
+/// replicated as `plan` says. The points run on `plan.jobs` threads (each task one point
+/// under one strategy); the result does not depend on the number. `on_progress` is told as
+/// tasks finish, from any thread.
 pub fn run(
     scenario: &Scenario,
-    loads: &[f64],
+    design: &Design,
     strategies: &[Strategy],
     pricing: &PriceTable,
     extra_thresholds: &[Threshold],
     plan: &Plan,
-    on_progress: &mut dyn FnMut(Progress),
+    on_progress: &(dyn Fn(Progress) + Sync),
 ) -> crate::Result<Sweep> {
+    use crate::vary;
+    vary::check_axes(&design.axes)?;
+    let grid = vary::grid(&design.axes);
+    // Every point is made and checked before the first runs, so a bad value fails at once.
+    let scenarios = grid
+        .iter()
+        .map(|values| {
+            let s = vary::apply_with(
+                scenario,
+                &design.fixed,
+                &design.axes,
+                values,
+                design.scale,
+                design.window,
+            )?;
+            crate::des::check_footprint(&s, strategies)?;
+            Ok(s)
+        })
+        .collect::<crate::Result<Vec<Scenario>>>()?;
+    // The window check: the middle point with the scenario's own window.
+    let check = match (design.check_window, design.window.length()) {
+        (true, Some(len)) if len != scenario.window.length && !grid.is_empty() => {
+            let mid = grid.len() / 2;
+            let s = vary::apply_with(
+                scenario,
+                &design.fixed,
+                &design.axes,
+                &grid[mid],
+                design.scale,
+                vary::WindowChoice::Scenario,
+            )?;
+            crate::des::check_footprint(&s, strategies)?;
+            Some((mid, s))
+        }
+        _ => None,
+    };
+    let mut tasks: Vec<(&Scenario, Strategy)> = scenarios
+        .iter()
+        .flat_map(|s| strategies.iter().map(move |&k| (s, k)))
+        .collect();
+    if let Some((_, s)) = &check {
+        tasks.extend(strategies.iter().map(|&k| (s, k)));
+    }
+    let total = tasks.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    // Each task runs its replications on its own thread: the tasks keep the threads busy.
+    let inner = Plan {
+        jobs: 1,
+        ..plan.clone()
+    };
+    on_progress(Progress {
+        done: 0,
+        total,
+        load: scenarios.first().map(load_of),
+    });
+    let reports = crate::replicate::parallel_map(plan.jobs, total, |t| {
+        let (s, k) = tasks[t];
+        let r = crate::replicate::simulate_report(s, k, pricing, extra_thresholds, &inner);
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        on_progress(Progress {
+            done: n,
+            total,
+            load: Some(load_of(s)),
+        });
+        r
+    })
+    .into_iter()
+    .collect::<crate::Result<Vec<Report>>>()?;
+    on_progress(Progress {
+        done: total,
+        total,
+        load: None,
+    });
+    let plain = design.is_plain();
     let mut points = Vec::new();
     let mut method = String::new();
     let mut replications = None;
-    let total = loads.len() * strategies.len();
-    // Every point is checked before the first runs, so a bad load fails at once.
-    let scaled = loads
+    for (t, r) in reports
         .iter()
-        .map(|&load| scale(scenario, load))
-        .collect::<crate::Result<Vec<Scenario>>>()?;
-    for (s, &load) in scaled.iter().zip(loads) {
-        on_progress(Progress {
-            done: points.len(),
-            total,
-            load: Some(load),
-        });
-        let reports = crate::replicate::compare(s, strategies, pricing, extra_thresholds, plan)?;
-        for r in reports {
-            if replications.is_none() {
-                replications = r.replications.as_ref().map(|b| b.method.clone());
-            }
-            if method.is_empty() {
-                method = format!(
-                    "{}; rooms scaled with the load ({} rooms at {} sessions/day), limits as in the scenario; monthly figures: {}",
-                    r.provenance.method,
-                    scenario.rooms.count,
-                    crate::report::human_count(scenario.arrivals.mean_rate() * 86_400.0),
-                    r.monthly_usage.method
-                );
-            }
-            points.push(point(load, &r));
+        .enumerate()
+        .take(scenarios.len() * strategies.len())
+    {
+        let p = t / strategies.len().max(1);
+        let s = &scenarios[p];
+        if replications.is_none() {
+            replications = r.replications.as_ref().map(|b| b.method.clone());
         }
+        if method.is_empty() {
+            let base_load = crate::report::human_count(scenario.arrivals.mean_rate() * 86_400.0);
+            method = if plain {
+                format!(
+                    "{}; rooms scaled with the load ({} rooms at {} sessions/day), limits as in the scenario; monthly figures: {}",
+                    r.provenance.method, scenario.rooms.count, base_load, r.monthly_usage.method
+                )
+            } else {
+                let set: String = design
+                    .fixed
+                    .iter()
+                    .map(|f| format!("; set at every point: {f}"))
+                    .collect();
+                format!(
+                    "{}; {} ({} rooms, limits {} total connections / {} active rooms at {} sessions/day){set}; monthly figures: {}",
+                    r.provenance.method,
+                    design.scale.describe(),
+                    scenario.rooms.count,
+                    limit(scenario.limits.max_total_connections),
+                    limit(scenario.limits.max_active_rooms),
+                    base_load,
+                    r.monthly_usage.method
+                )
+            };
+        }
+        let mut point = point(load_of(s), r);
+        if !plain {
+            point.values = point_values(&design.axes, &grid[p], s);
+        }
+        points.push(point);
     }
-    on_progress(Progress {
-        done: points.len(),
-        total,
-        load: None,
+    let design_out = (!plain).then(|| SweepDesign {
+        axes: design
+            .axes
+            .iter()
+            .map(|a| AxisValues {
+                key: a.key.clone(),
+                values: a.values.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        set: design.fixed.iter().map(ToString::to_string).collect(),
+        scale: design.scale.describe().to_string(),
+        window: match design.window.length() {
+            None => format!(
+                "the scenario's window ({}), projected onto a 30-day month by the ratio of their lengths",
+                scenario.window.length
+            ),
+            Some(len) => format!(
+                "{len} at every point (the scenario's {} replaced; its daily profile repeats, so any day is its busiest), projected onto a 30-day month ×{}",
+                scenario.window.length,
+                crate::scenario::MONTH_SECONDS as f64 / len.secs()
+            ),
+        },
+        window_check: check.as_ref().map(|(mid, full)| {
+            let n = strategies.len();
+            let short = &reports[mid * n..mid * n + n];
+            let long = &reports[scenarios.len() * n..];
+            WindowCheck {
+                point: point_values(&design.axes, &grid[*mid], full),
+                window_seconds: scenarios[*mid].window.length.secs(),
+                full_window_seconds: full.window.length.secs(),
+                strategies: short
+                    .iter()
+                    .zip(long)
+                    .map(|(a, b)| {
+                        let (x, y) = (a.bill.total_f64(), b.bill.total_f64());
+                        WindowError {
+                            strategy: a.strategy.clone(),
+                            projected_usd: x,
+                            full_usd: y,
+                            relative_error: if y == 0.0 { 0.0 } else { (x - y) / y },
+                        }
+                    })
+                    .collect(),
+            }
+        }),
     });
     Ok(Sweep {
         scenario: scenario.name.clone(),
@@ -158,8 +377,39 @@ pub fn run(
         websocket_api: WebSocketApi::from_hibernation(scenario.platform.hibernation),
         method,
         replications,
+        design: design_out,
         points,
     })
+}
+
+fn limit(n: Option<u32>) -> String {
+    n.map_or("unlimited".into(), |n| {
+        crate::report::human_count(f64::from(n))
+    })
+}
+
+/// A point's load in sessions per day.
+fn load_of(s: &Scenario) -> f64 {
+    s.arrivals
+        .sessions_per_day
+        .unwrap_or(s.arrivals.mean_rate() * 86_400.0)
+}
+
+fn point_values(
+    axes: &[crate::vary::Axis],
+    values: &[crate::vary::Value],
+    s: &Scenario,
+) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = axes
+        .iter()
+        .zip(values)
+        .map(|(a, v)| (a.key.clone(), v.as_f64()))
+        .collect();
+    out.insert(
+        crate::vary::CONCURRENT_USERS.into(),
+        crate::vary::concurrent_users(s),
+    );
+    out
 }
 
 /// `scenario` at `load` mean sessions per day (its daily profile kept) with its rooms scaled
@@ -220,6 +470,7 @@ fn point(load: f64, r: &Report) -> SweepPoint {
         rejection_rate: share(r.sessions.rejected, r.sessions.arrived),
         abandon_rate: share(r.sessions.abandoned, r.sessions.arrived),
         overload_errors: r.usage.overload_errors,
+        values: BTreeMap::new(),
         replications: r.replications.as_ref().map(|b| PointReplications {
             count: b.count,
             precision_met: b.precision.as_ref().map(|p| p.met),
@@ -281,11 +532,19 @@ impl Sweep {
             self.render_replicated(&mut o, how);
             return o;
         }
+        if self.design.is_some() {
+            let _ = write!(o, "{:>12}  ", self.x_head());
+        }
+        let w = if self.design.is_some() { 26 } else { 14 };
         let _ = writeln!(
             o,
-            "{:>14}  {:<14}{:>12}{:>14}{:>14}{:>10}{:>11}{:>11}{:>10}",
+            "{:>14}  {:<w$}{:>12}{:>14}{:>14}{:>10}{:>11}{:>11}{:>10}",
             "sessions/day",
-            "strategy",
+            if self.design.is_some() {
+                "line"
+            } else {
+                "strategy"
+            },
             "USD/month",
             "message p99",
             "connect p99",
@@ -294,13 +553,29 @@ impl Sweep {
             "abandoned",
             "overload"
         );
+        let design = self.design.is_some();
         for p in &self.points {
             let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} ms"));
+            let (load, line) = if design {
+                (
+                    crate::report::human_count(p.sessions_per_day.round()),
+                    self.line_of(p),
+                )
+            } else {
+                (
+                    crate::report::human_count(p.sessions_per_day),
+                    p.strategy.clone(),
+                )
+            };
+            if design {
+                let _ = write!(o, "{:>12}  ", self.x_cell(p));
+            }
+            let w = if design { 26 } else { 14 };
             let _ = writeln!(
                 o,
-                "{:>14}  {:<14}{:>12.2}{:>14}{:>14}{:>10}{:>10.1}%{:>10.1}%{:>10}",
-                crate::report::human_count(p.sessions_per_day),
-                p.strategy,
+                "{:>14}  {:<w$}{:>12.2}{:>14}{:>14}{:>10}{:>10.1}%{:>10.1}%{:>10}",
+                load,
+                line,
                 p.monthly_total_usd,
                 ms(p.message_p99_ms),
                 ms(p.connect_p99_ms),
@@ -643,19 +918,563 @@ impl Sweep {
     }
 }
 
+/// A message p99 beyond which an object counts as saturated (besides overload errors), ms.
+pub const SATURATION_P99_MS: f64 = 500.0;
+
+/// One line of the charts: a strategy at fixed values of the axes after the first.
+struct Group<'a> {
+    strategy: &'a str,
+    /// The other axes' values, as legend words.
+    rest: Vec<String>,
+    /// The other axes' raw values (to match points).
+    key: Vec<u64>,
+    points: Vec<&'a SweepPoint>,
+}
+
+impl Sweep {
+    fn x_key(&self) -> Option<&str> {
+        self.design
+            .as_ref()
+            .and_then(|d| d.axes.first())
+            .map(|a| a.key.as_str())
+    }
+
+    fn x_of(&self, p: &SweepPoint) -> f64 {
+        self.x_key()
+            .and_then(|k| p.values.get(k).copied())
+            .unwrap_or(p.sessions_per_day)
+    }
+
+    /// The first axis' column head in the text table (its last key part).
+    fn x_head(&self) -> String {
+        match self.x_key() {
+            Some(crate::vary::CONCURRENT_USERS) => "users".into(),
+            Some(k) => k.rsplit('.').next().unwrap_or(k).chars().take(12).collect(),
+            None => "load".into(),
+        }
+    }
+
+    fn x_cell(&self, p: &SweepPoint) -> String {
+        let v = self.x_of(p);
+        crate::report::human_count(if v >= 100.0 { v.round() } else { v })
+    }
+
+    fn x_short(&self) -> String {
+        match self.x_key() {
+            None | Some("arrivals.sessions_per_day") => "sessions/day".into(),
+            Some(crate::vary::CONCURRENT_USERS) => "concurrent users".into(),
+            Some(k) => k.to_string(),
+        }
+    }
+
+    fn x_desc(&self) -> String {
+        match self.x_key() {
+            None | Some("arrivals.sessions_per_day") => "sessions per day (simulated)".into(),
+            Some(crate::vary::CONCURRENT_USERS) => {
+                "concurrent users at the busiest hour (Little's law)".into()
+            }
+            Some(k) => k.to_string(),
+        }
+    }
+
+    /// The points grouped into lines: by strategy and the values of every axis but the first.
+    fn groups(&self) -> Vec<Group<'_>> {
+        let rest_axes: Vec<&str> = self
+            .design
+            .as_ref()
+            .map(|d| d.axes.iter().skip(1).map(|a| a.key.as_str()).collect())
+            .unwrap_or_default();
+        let mut out: Vec<Group<'_>> = Vec::new();
+        for p in &self.points {
+            let key: Vec<u64> = rest_axes
+                .iter()
+                .map(|k| p.values.get(*k).copied().unwrap_or(0.0).to_bits())
+                .collect();
+            match out
+                .iter_mut()
+                .find(|g| g.strategy == p.strategy && g.key == key)
+            {
+                Some(g) => g.points.push(p),
+                None => out.push(Group {
+                    strategy: &p.strategy,
+                    rest: rest_axes
+                        .iter()
+                        .map(|k| {
+                            let v = p.values.get(*k).copied().unwrap_or(0.0);
+                            match *k {
+                                "platform.hibernation" if v == 1.0 => "Hibernation".into(),
+                                "platform.hibernation" => "accept()".into(),
+                                _ => format!(
+                                    "{}={}",
+                                    k.rsplit('.').next().unwrap_or(k),
+                                    crate::report::human_count(v)
+                                ),
+                            }
+                        })
+                        .collect(),
+                    key,
+                    points: vec![p],
+                }),
+            }
+        }
+        out
+    }
+
+    fn figure<'a>(p: &'a SweepPoint, metric: &str) -> Option<&'a crate::interval::Interval> {
+        p.replications
+            .as_ref()?
+            .figures
+            .get(metric)
+            .map(|f| &f.interval)
+    }
+
+    /// A figure's value (the mean over replications, else the point's) and its interval.
+    fn value(p: &SweepPoint, metric: &str) -> Option<(f64, Option<(f64, f64)>)> {
+        let plain = match metric {
+            "monthly_cost_usd" => Some(p.monthly_total_usd),
+            "message.p99" => p.message_p99_ms,
+            "rejection_rate" => Some(p.rejection_rate),
+            "abandon_rate" => Some(p.abandon_rate),
+            _ => None,
+        };
+        match Self::figure(p, metric) {
+            Some(i) => {
+                let mean = i.mean.or(plain)?;
+                Some((mean, i.low.zip(i.high)))
+            }
+            None => plain.map(|v| (v, None)),
+        }
+    }
+
+    /// Whether `p` is saturated: overload errors, a message p99 beyond
+    /// [`SATURATION_P99_MS`], or more than 1 percentage point more sessions rejected than the
+    /// strategy that rejects fewest at the same point (`least_rejected`) — so that a limit of
+    /// the scenario, which rejects under every strategy, is not taken for saturation, but an
+    /// object's socket limit is.
+    fn saturated(p: &SweepPoint, least_rejected: f64) -> bool {
+        p.overload_errors > 0
+            || p.message_p99_ms.is_some_and(|v| v > SATURATION_P99_MS)
+            || p.rejection_rate > least_rejected + 0.01
+    }
+
+    /// The line a point belongs to, as the legend names it.
+    fn line_of(&self, p: &SweepPoint) -> String {
+        self.groups()
+            .into_iter()
+            .find(|g| g.points.iter().any(|q| std::ptr::eq(*q, p)))
+            .map(|g| {
+                std::iter::once(g.strategy.to_string())
+                    .chain(g.rest)
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            })
+            .unwrap_or_else(|| p.strategy.clone())
+    }
+
+    fn chart(
+        &self,
+        title: &str,
+        y_desc: &str,
+        unit: crate::chart::Unit,
+        lines: &[(&str, &str)],
+        per_user: bool,
+        note: Vec<String>,
+    ) -> crate::chart::Chart {
+        let mut series = Vec::new();
+        for g in self.groups() {
+            for (metric, suffix) in lines {
+                let points: Vec<crate::chart::ChartPoint> = g
+                    .points
+                    .iter()
+                    .filter_map(|p| {
+                        let (v, ci) = Self::value(p, metric)?;
+                        let users = p.values.get(crate::vary::CONCURRENT_USERS).copied();
+                        let d = if per_user {
+                            users.filter(|&u| u > 0.0)?
+                        } else {
+                            1.0
+                        };
+                        Some((self.x_of(p), v / d, ci.map(|(a, b)| (a / d, b / d))))
+                    })
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                let mut name = std::iter::once(g.strategy.to_string())
+                    .chain(g.rest.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" · ");
+                if !suffix.is_empty() {
+                    name = format!("{name} {suffix}");
+                }
+                series.push(crate::chart::Series { name, points });
+            }
+        }
+        let mut note = note;
+        if self.replications.is_some() {
+            note.push("Lines: the mean; bands and bars: 95% CI over the replications".into());
+        }
+        crate::chart::Chart {
+            title: format!("{title}: {} · prices {}", self.scenario, self.pricing),
+            x_desc: self.x_desc(),
+            y_desc: y_desc.into(),
+            unit,
+            series,
+            note,
+        }
+    }
+
+    /// The report's four charts as SVG, by file-name suffix: `cost` (monthly bill per
+    /// strategy), `cost-per-user` (the bill over the expected concurrent users), `p99`
+    /// (message p99) and `refused` (rejection and abandonment rates).
+    pub fn charts(&self) -> crate::Result<Vec<(&'static str, String)>> {
+        use crate::chart::Unit;
+        let api = match self.websocket_api {
+            WebSocketApi::Hibernation => "Hibernation API unless a line says accept()",
+            WebSocketApi::Accept => "accept() sockets unless a line says Hibernation",
+        };
+        let refused = self.points.iter().any(|p| p.abandon_rate > 0.0);
+        let refused_lines: &[(&str, &str)] = if refused {
+            &[("rejection_rate", "rejected"), ("abandon_rate", "gave up")]
+        } else {
+            &[("rejection_rate", "rejected")]
+        };
+        let charts = [
+            (
+                "cost",
+                self.chart(
+                    "Monthly bill",
+                    "USD per month (simulated, projected)",
+                    Unit::Usd,
+                    &[("monthly_cost_usd", "")],
+                    false,
+                    vec![api.into()],
+                ),
+            ),
+            (
+                "cost-per-user",
+                self.chart(
+                    "Bill per concurrent user",
+                    "USD per month per concurrent user",
+                    Unit::Usd,
+                    &[("monthly_cost_usd", "")],
+                    true,
+                    vec!["Users: expected at the busiest hour (Little's law)".into()],
+                ),
+            ),
+            (
+                "p99",
+                self.chart(
+                    "Message p99",
+                    "per-recipient message p99 (simulated)",
+                    Unit::Ms,
+                    &[("message.p99", "")],
+                    false,
+                    vec![format!(
+                        "Saturated beyond {SATURATION_P99_MS} ms or at any overload error"
+                    )],
+                ),
+            ),
+            (
+                "refused",
+                self.chart(
+                    "Refused sessions",
+                    "share of arrived sessions",
+                    Unit::Percent,
+                    refused_lines,
+                    false,
+                    vec!["Rejected: by a limit or a full queue; gave up: left the queue".into()],
+                ),
+            ),
+        ];
+        charts
+            .into_iter()
+            .map(|(name, c)| Ok((name, c.to_svg()?)))
+            .collect()
+    }
+
+    /// A Markdown report: what was varied and how, the findings in numbers (where the single
+    /// object saturates, where the cheapest strategy changes, the effect of hibernation, the
+    /// hand estimate beside the simulated bill), the charts `STEM-*.svg` and the table.
+    pub fn to_markdown(&self, stem: &str, scenario: &Scenario) -> String {
+        let mut o = String::new();
+        let x = self.x_short();
+        let fx = |v: f64| crate::report::human_count(if v >= 100.0 { v.round() } else { v });
+        let usd = |v: f64| format!("${v:.2}");
+        let _ = writeln!(o, "# Sweep: {} · prices {}\n", self.scenario, self.pricing);
+        let _ = writeln!(
+            o,
+            "Simulated by `dosim sweep` (discrete-event simulation, no network). {}\n",
+            self.method
+        );
+        if let Some(how) = &self.replications {
+            let _ = writeln!(o, "{how}\n");
+        }
+        if let Some(d) = &self.design {
+            for a in &d.axes {
+                let _ = writeln!(o, "- Varied `{}`: {}", a.key, a.values.join(", "));
+            }
+            for f in &d.set {
+                let _ = writeln!(o, "- Set at every point: `{f}`");
+            }
+            let _ = writeln!(o, "- Scale: {}.", d.scale);
+            let _ = writeln!(o, "- Window: {}.", d.window);
+            if let Some(c) = &d.window_check {
+                let at = c
+                    .point
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", fx(*v)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let _ = writeln!(o, "- Window check at {at}: the {} window projected onto the month against a simulated {} window:", crate::footprint::duration(c.window_seconds), crate::footprint::duration(c.full_window_seconds));
+                for e in &c.strategies {
+                    let _ = writeln!(
+                        o,
+                        "  - {}: {} projected, {} simulated, error {:+.2}%",
+                        e.strategy,
+                        usd(e.projected_usd),
+                        usd(e.full_usd),
+                        e.relative_error * 100.0
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "\n## Findings\n");
+        // Groups without the strategy: one line of findings each.
+        let groups = self.groups();
+        let mut contexts: Vec<(Vec<u64>, Vec<String>)> = Vec::new();
+        for g in &groups {
+            if !contexts.iter().any(|c| c.0 == g.key) {
+                contexts.push((g.key.clone(), g.rest.clone()));
+            }
+        }
+        for (key, rest) in &contexts {
+            let ctx = if rest.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", rest.join(", "))
+            };
+            let mine: Vec<&Group<'_>> = groups.iter().filter(|g| &g.key == key).collect();
+            let least: Vec<f64> = (0..mine.first().map_or(0, |g| g.points.len()))
+                .map(|i| {
+                    mine.iter()
+                        .filter_map(|g| g.points.get(i).map(|p| p.rejection_rate))
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .collect();
+            if let Some(single) = mine.iter().find(|g| g.strategy == "single") {
+                let first = single
+                    .points
+                    .iter()
+                    .enumerate()
+                    .position(|(i, p)| Self::saturated(p, least[i]));
+                let p99 = |p: &SweepPoint| {
+                    p.message_p99_ms
+                        .map_or("-".into(), |v| format!("{v:.1} ms"))
+                };
+                let line = match first {
+                    Some(i) => {
+                        let p = single.points[i];
+                        let before =
+                            i.checked_sub(1)
+                                .map(|j| single.points[j])
+                                .map_or(String::new(), |q| {
+                                    format!(
+                                        "; at {} it still served (p99 {}, {} overload errors)",
+                                        fx(self.x_of(q)),
+                                        p99(q),
+                                        q.overload_errors
+                                    )
+                                });
+                        format!("the single object saturates at {} {x}: message p99 {}, {} overload errors, {:.1}% of sessions rejected{before}", fx(self.x_of(p)), p99(p), p.overload_errors, p.rejection_rate * 100.0)
+                    }
+                    None => {
+                        let last = single.points.last();
+                        format!("the single object does not saturate within the sweep (at {} {x}: p99 {}, {} overload errors)", last.map_or("-".into(), |p| fx(self.x_of(p))), last.map_or("-".into(), |p| p99(p)), last.map_or(0, |p| p.overload_errors))
+                    }
+                };
+                let _ = writeln!(o, "- Saturation{ctx}: {line} (saturated: any overload error, a message p99 above {SATURATION_P99_MS} ms, or over 1 percentage point more sessions rejected than the strategy rejecting fewest at that load, e.g. at the object's socket limit).");
+            }
+            // The cheapest strategy that does not saturate, point by point.
+            let xs: Vec<f64> = mine
+                .first()
+                .map(|g| g.points.iter().map(|p| self.x_of(p)).collect())
+                .unwrap_or_default();
+            let mut cheapest: Vec<(f64, String, f64)> = Vec::new();
+            for (i, &xv) in xs.iter().enumerate() {
+                let best = mine
+                    .iter()
+                    .filter_map(|g| g.points.get(i).map(|p| (g.strategy, *p)))
+                    .filter(|(_, p)| !Self::saturated(p, least[i]))
+                    .map(|(s, p)| (s, Self::bill_at(p)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                cheapest.push(best.map_or((xv, "none serves".into(), f64::NAN), |(s, b)| {
+                    (xv, s.to_string(), b)
+                }));
+            }
+            let mut changes = Vec::new();
+            for w in cheapest.windows(2) {
+                if w[0].1 != w[1].1 {
+                    changes.push(format!(
+                        "between {} and {} {x} from {} ({}) to {} ({})",
+                        fx(w[0].0),
+                        fx(w[1].0),
+                        w[0].1,
+                        usd(w[0].2),
+                        w[1].1,
+                        usd(w[1].2)
+                    ));
+                }
+            }
+            let first = cheapest.first().map_or(String::new(), |c| {
+                format!("{} at {} ({})", c.1, fx(c.0), usd(c.2))
+            });
+            let _ = writeln!(
+                o,
+                "- Cheapest strategy that does not saturate{ctx}: {first}; {}.",
+                if changes.is_empty() {
+                    "it does not change within the sweep".to_string()
+                } else {
+                    format!("it changes {}", changes.join("; "))
+                }
+            );
+        }
+        // Hibernation: accept() against the Hibernation API, same strategy and point.
+        let hib = self
+            .design
+            .as_ref()
+            .is_some_and(|d| d.axes.iter().any(|a| a.key == "platform.hibernation"));
+        if hib {
+            let _ = writeln!(o, "- Effect of hibernation (accept() bill ÷ Hibernation API bill, same strategy and load):");
+            let mut strategies: Vec<&str> = Vec::new();
+            for p in &self.points {
+                if !strategies.contains(&p.strategy.as_str()) {
+                    strategies.push(&p.strategy);
+                }
+            }
+            for s in strategies {
+                let pick = |h: f64| -> Vec<&SweepPoint> {
+                    self.points
+                        .iter()
+                        .filter(|p| {
+                            p.strategy == s && p.values.get("platform.hibernation") == Some(&h)
+                        })
+                        .collect()
+                };
+                let (on, off) = (pick(1.0), pick(0.0));
+                let cells: Vec<String> = on
+                    .iter()
+                    .zip(&off)
+                    .filter(|(a, b)| self.x_of(a) == self.x_of(b))
+                    .map(|(a, b)| (self.x_of(a), Self::bill_at(a), Self::bill_at(b)))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i == 0 || *i == on.len() / 2 || *i + 1 == on.len())
+                    .map(|(_, (xv, a, b))| {
+                        format!(
+                            "at {} {}: {} vs {} (×{:.2})",
+                            fx(*xv),
+                            x,
+                            usd(*b),
+                            usd(*a),
+                            if *a > 0.0 { b / a } else { f64::NAN }
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(o, "  - {s}: {}", cells.join("; "));
+            }
+        } else {
+            let _ = writeln!(o, "- Effect of hibernation: not varied here (add `--vary platform.hibernation=true,false`).");
+        }
+        if let Some(r) = &scenario.reference {
+            let base = scenario.arrivals.mean_rate() * 86_400.0;
+            let nearest = self
+                .points
+                .iter()
+                .map(|p| p.sessions_per_day)
+                .min_by(|a, b| (a / base).ln().abs().total_cmp(&(b / base).ln().abs()));
+            if let Some(n) = nearest {
+                let bills: Vec<String> = self
+                    .points
+                    .iter()
+                    .filter(|p| p.sessions_per_day == n)
+                    .map(|p| {
+                        let rest = self
+                            .groups()
+                            .into_iter()
+                            .find(|g| g.points.iter().any(|q| std::ptr::eq(*q, p)))
+                            .map(|g| g.rest.join(", "))
+                            .unwrap_or_default();
+                        format!(
+                            "{}{} {}",
+                            p.strategy,
+                            if rest.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({rest})")
+                            },
+                            usd(Self::bill_at(p))
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(o, "- Hand estimate: {} ({}) at the scenario's {} sessions/day; simulated at the nearest point, {} sessions/day, under {}: {}.", usd(r.total_usd), r.source, fx(base), fx(n), self.pricing, bills.join(", "));
+            }
+        }
+        let _ = writeln!(o, "\n## Charts\n");
+        for (name, what) in [
+            ("cost", "Monthly bill per strategy"),
+            ("cost-per-user", "Monthly bill per concurrent user"),
+            ("p99", "Message p99"),
+            ("refused", "Rejection and abandonment rates"),
+        ] {
+            let _ = writeln!(o, "![{what}]({stem}-{name}.svg)\n");
+        }
+        let _ = writeln!(o, "## Points\n");
+        let _ = writeln!(o, "| {} | line | USD/month | USD/user | message p99 | rejected | gave up | overload errors |", self.x_desc());
+        let _ = writeln!(o, "|---:|---|---:|---:|---:|---:|---:|---:|");
+        for g in self.groups() {
+            let line = std::iter::once(g.strategy.to_string())
+                .chain(g.rest.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" · ");
+            for p in &g.points {
+                let bill = Self::bill_at(p);
+                let per_user = p
+                    .values
+                    .get(crate::vary::CONCURRENT_USERS)
+                    .filter(|&&u| u > 0.0)
+                    .map_or("-".into(), |u| format!("${:.4}", bill / u));
+                let _ = writeln!(
+                    o,
+                    "| {} | {line} | {} | {per_user} | {} | {:.2}% | {:.2}% | {} |",
+                    fx(self.x_of(p)),
+                    usd(bill),
+                    p.message_p99_ms
+                        .map_or("-".into(), |v| format!("{v:.1} ms")),
+                    p.rejection_rate * 100.0,
+                    p.abandon_rate * 100.0,
+                    p.overload_errors
+                );
+            }
+        }
+        o
+    }
+}
+
 /// Opacity of a confidence band's fill (its outline colour is the series').
-const BAND_OPACITY: f64 = 0.15;
+pub(crate) const BAND_OPACITY: f64 = 0.15;
 /// Width of an error bar's caps, in pixels.
 const ERROR_BAR_WIDTH: u32 = 10;
 
 /// Size of the SVG chart, in pixels.
-const SVG_WIDTH: u32 = 960;
-const SVG_HEIGHT: u32 = 540;
+pub(crate) const SVG_WIDTH: u32 = 960;
+pub(crate) const SVG_HEIGHT: u32 = 540;
 /// Width of the column right of the plot that holds the legend.
-const LEGEND_WIDTH: u32 = 230;
+pub(crate) const LEGEND_WIDTH: u32 = 230;
 /// Space around the legend box inside its column.
-const LEGEND_MARGIN: i32 = 12;
-const LEGEND_BORDER: RGBColor = RGBColor(0x77, 0x77, 0x77);
+pub(crate) const LEGEND_MARGIN: i32 = 12;
+pub(crate) const LEGEND_BORDER: RGBColor = RGBColor(0x77, 0x77, 0x77);
 
 /// Series colours: the Okabe–Ito colour-blind-safe palette without its yellow, orange and
 /// sky blue, which have less than 3:1 contrast on white; strongest first.
@@ -692,15 +1511,15 @@ const DASHES: [Option<(u32, u32)>; 4] = [None, Some((10, 6)), Some((3, 5)), Some
 
 /// How one series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct SeriesStyle {
-    colour: RGBColor,
+pub(crate) struct SeriesStyle {
+    pub(crate) colour: RGBColor,
     marker: MarkerShape,
-    dash: Option<(u32, u32)>,
-    width: u32,
+    pub(crate) dash: Option<(u32, u32)>,
+    pub(crate) width: u32,
 }
 
 impl SeriesStyle {
-    fn of(i: usize) -> SeriesStyle {
+    pub(crate) fn of(i: usize) -> SeriesStyle {
         SeriesStyle {
             colour: SERIES_COLOURS[i % SERIES_COLOURS.len()],
             marker: MARKERS[i % MARKERS.len()],
@@ -712,9 +1531,9 @@ impl SeriesStyle {
 }
 
 /// A series' marker at one point.
-struct Mark<C> {
-    at: C,
-    style: SeriesStyle,
+pub(crate) struct Mark<C> {
+    pub(crate) at: C,
+    pub(crate) style: SeriesStyle,
 }
 
 impl<'a, C> PointCollection<'a, C> for &'a Mark<C> {
@@ -756,9 +1575,9 @@ impl<C, DB: DrawingBackend> Drawable<DB> for Mark<C> {
 }
 
 /// A vertical error bar from `ends[0]` to `ends[1]`, with caps.
-struct ErrorBar<C> {
-    ends: [C; 2],
-    colour: RGBColor,
+pub(crate) struct ErrorBar<C> {
+    pub(crate) ends: [C; 2],
+    pub(crate) colour: RGBColor,
 }
 
 impl<'a, C> PointCollection<'a, C> for &'a ErrorBar<C> {
@@ -788,7 +1607,7 @@ impl<C, DB: DrawingBackend> Drawable<DB> for ErrorBar<C> {
 }
 
 /// Words of `s` in lines of at most `width` characters (a longer word gets a line alone).
-fn wrap(s: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(s: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for word in s.split_whitespace() {
         match lines.last_mut() {
@@ -821,6 +1640,7 @@ mod tests {
                     abandon_rate: 0.0,
                     overload_errors: 0,
                     replications: None,
+                    values: BTreeMap::new(),
                 });
             }
         }
@@ -830,6 +1650,7 @@ mod tests {
             websocket_api: WebSocketApi::Accept,
             method: "simulated".into(),
             replications: None,
+            design: None,
             points,
         }
     }

@@ -192,8 +192,7 @@ pub(crate) fn measure(
     lobby: bool,
 ) -> Measurement {
     let Some(clock) = clock else {
-        // The seam for a calibration file: its `EventCosts` (each `Source::Calibrated`)
-        // would stand here in place of the scenario's.
+        // A calibration applied to the scenario makes these `Source::Calibrated`.
         return Measurement {
             costs: EventCosts::from_scenario(s, Some(REMOTE)),
             details: None,

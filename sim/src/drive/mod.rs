@@ -35,8 +35,9 @@
 //! - `latency_ms.message`: per recipient, from the message's **intended** send time (the
 //!   plan's) to its receipt — coordinated-omission corrected as wrk2 does;
 //! - `latency_ms.message_from_send`: per recipient, from the actual write;
-//! - `latency_ms.send_lag`: actual write − intended time (the driver's own lateness; the
-//!   tokio timer's resolution is 1 ms);
+//! - `latency_ms.send_lag`: actual write − intended time (the driver's own lateness: a
+//!   pacer thread wakes sessions on time to within tens of microseconds where tokio's
+//!   timer would be up to 1 ms late, see `pacer`);
 //! - `latency_ms.object_queue`: **empty**: time in an object's queue cannot be seen from
 //!   outside the Worker.
 //!
@@ -102,6 +103,7 @@
 pub mod client;
 mod cpu;
 pub mod local;
+mod pacer;
 pub mod plan;
 pub mod reconcile;
 mod report;
@@ -723,8 +725,14 @@ async fn wait_for_start(at: SystemTime, ctx: &Ctx, warnings: &mut Vec<String>) {
 /// The ramp: `--ramp`, or 2 s, or longer so that at most 500 carried sessions connect per
 /// second; none without carried sessions.
 fn ramp_length(inp: &Input<'_>) -> Duration {
-    let carried = inp.plan.carried.len();
-    inp.opts.ramp.unwrap_or(if carried == 0 {
+    ramp_for(inp.plan.carried.len(), inp.opts.ramp)
+}
+
+/// The ramp of a run with `carried` sessions in progress at `from`: `ramp` (`--ramp`) if
+/// given, else 2 s or longer so that at most 500 of them connect per second; none without
+/// any.
+pub fn ramp_for(carried: usize, ramp: Option<Duration>) -> Duration {
+    ramp.unwrap_or(if carried == 0 {
         Duration::ZERO
     } else {
         Duration::from_secs(2).max(Duration::from_secs_f64(carried as f64 / 500.0))

@@ -462,6 +462,11 @@ fn notes(b: &Build<'_>, covered: &Covered, projection: &str) -> Vec<String> {
             cpu::REMOTE
         ));
     }
+    if let Some(n) = crate::calibration::note(&b.scenario.platform) {
+        notes.push(format!(
+            "{n}: figures not measured in this run bill the calibrated ones (drive.usage_sources)"
+        ));
+    }
     if !matches!(b.status, RunStatus::Complete) {
         notes.push(format!(
             "the run stopped early{}: figures cover what was measured until then, and the monthly projection the {} of scenario time covered",

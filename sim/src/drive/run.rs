@@ -31,6 +31,7 @@ use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::{self, ServerFrame, StreamEnd, Target, Ws};
+use super::pacer::{self, Deadline};
 use super::plan::{Carried, DrivePlan, Planned, TimeMap};
 use super::state::{Kind, Place, State};
 use crate::workload::{room_name, Rng, RoomPick, Workload};
@@ -405,8 +406,8 @@ impl Session {
         };
         // One timer per session, re-armed only when its deadline changes (not on every
         // frame received).
-        let sleep = tokio::time::sleep(Duration::from_secs(86_400));
-        tokio::pin!(sleep);
+        // On time to within tens of microseconds (the pacer), not tokio's 1 ms.
+        let mut sleep = Deadline::until(Instant::now() + Duration::from_secs(86_400));
         let mut armed: Option<Instant> = None;
         // Likewise one wait for a phase change, re-created only when the phase changed.
         self.phase = *ctl.borrow_and_update();
@@ -430,7 +431,7 @@ impl Session {
             let deadline = self.deadline();
             if deadline != armed {
                 if let Some(d) = deadline {
-                    sleep.as_mut().reset(tokio::time::Instant::from_std(d));
+                    sleep.reset(d);
                 }
                 armed = deadline;
             }
@@ -1029,7 +1030,7 @@ async fn run_ramp(
             let n = carried.len().max(1) as u32;
             for (i, p) in carried.into_iter().enumerate() {
                 let at = ramp_start + spread / n * i as u32;
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                pacer::sleep_until(at).await;
                 if ctx2.stopped().is_some() {
                     // count it as answered so that the ramp does not wait for it
                     ctx2.carried_answered.fetch_add(1, Ordering::SeqCst);
@@ -1090,7 +1091,7 @@ async fn run_window(
         tokio::spawn(async move {
             for p in arrivals {
                 let at = t0 + ctx2.time.real_at(p.plan.arrival_ns);
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                pacer::sleep_until(at).await;
                 if !matches!(*ctx2.ctl.borrow(), Phase::Window { .. })
                     || ctx2.stopped().is_some()
                     || at >= end
@@ -1110,7 +1111,7 @@ async fn run_window(
                 if at > end {
                     break;
                 }
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                pacer::sleep_until(at).await;
                 ctx2.state().sample(at - Duration::from_secs(1));
                 k += 1;
             }

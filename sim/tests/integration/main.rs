@@ -4,6 +4,9 @@
 mod admission_invariants;
 /// The shared admission vectors, replayed against the Rust admission module.
 mod admission_vectors;
+/// `dosim calibrate` against a real workerd (quick ladder, --local and --target), and
+/// calibration files applied to scenarios or refused with file, line and key.
+mod calibrate;
 /// The `dosim` binary: exit codes, files written, error messages.
 mod cli;
 /// `dosim cost`: usage files, a report's usage blocks priced back to its bill, the README's
@@ -31,3 +34,6 @@ mod replications;
 mod scenario_errors;
 /// Helpers shared by the modules.
 mod util;
+/// `dosim validate`: the local-workerd runtime, the loopback preset, a simulated drive
+/// stretch, and a small validation against a real local workerd.
+mod validation;

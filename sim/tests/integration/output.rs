@@ -250,7 +250,16 @@ fn every_help_ends_with_examples_that_run_as_written() {
     // land there.
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(repo().join("scenarios"), dir.path().join("scenarios")).unwrap();
-    for sub in ["simulate", "compare", "sweep", "drive", "cost", "pricing"] {
+    for sub in [
+        "simulate",
+        "compare",
+        "sweep",
+        "drive",
+        "calibrate",
+        "validate",
+        "cost",
+        "pricing",
+    ] {
         let help = text(&dosim(&[sub, "--help"]).stdout);
         let (_, examples) = help
             .split_once("\nExamples:\n")
@@ -272,15 +281,24 @@ fn every_help_ends_with_examples_that_run_as_written() {
                 sub == "pricing" || words.get(1) == Some(&sub.to_string()),
                 "{line}"
             );
-            for w in words.iter().filter(|w| w.ends_with(".toml")) {
+            // calibrate's .toml words are the files it writes.
+            for w in words
+                .iter()
+                .filter(|w| w.ends_with(".toml") && sub != "calibrate")
+            {
                 assert!(dir.path().join(w).exists(), "{line}: no {w}");
             }
             let mut args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
-            if sub == "drive" {
+            if sub == "drive" || sub == "validate" {
                 // Driving needs a Worker: check that dosim takes the arguments, by pointing
                 // them at a scenario that does not exist (it fails after parsing them).
                 let at = args.iter().position(|a| a.ends_with(".toml")).unwrap();
                 args[at] = "no-such-scenario.toml";
+            }
+            if sub == "calibrate" {
+                // Calibrating drives a Worker: check that dosim takes the arguments, with one
+                // strategy the Worker does not serve (refused before any run).
+                args.extend(["--strategies", "sharded:2000"]);
             }
             let out = Command::new(env!("CARGO_BIN_EXE_dosim"))
                 .current_dir(dir.path())
@@ -289,7 +307,11 @@ fn every_help_ends_with_examples_that_run_as_written() {
                 .output()
                 .unwrap();
             let err = text(&out.stderr);
-            if sub == "drive" {
+            if sub == "calibrate" {
+                assert_eq!(out.status.code(), Some(2), "{line}: {err}");
+                assert!(err.contains("sharded:2000"), "{line}: {err}");
+                assert!(!err.contains("Usage:"), "{line}: {err}");
+            } else if sub == "drive" || sub == "validate" {
                 assert!(err.contains("no-such-scenario.toml"), "{line}: {err}");
                 assert!(!err.contains("Usage:"), "{line}: {err}");
             } else {
