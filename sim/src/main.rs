@@ -186,6 +186,19 @@ enum Command {
         /// Exit 1 when the driver's counts and the Worker's stats differ.
         #[arg(long)]
         require_reconciled: bool,
+        /// Drive only shard I of N of the same seeded plan (I from 0; whole room objects per
+        /// shard); merge the shards' reports with `dosim merge`.
+        #[arg(long, value_name = "I/N", conflicts_with = "strategies")]
+        shard: Option<dosim::drive::shard::Shard>,
+        /// Start the ramp at this Unix time in seconds (e.g. `$(( $(date +%s) + 30 ))`), so
+        /// that shards start together; refused more than 5 s in the past or 1 h ahead.
+        #[arg(long, value_name = "UNIX_TIME")]
+        start_at: Option<f64>,
+        /// A local source address for the connections, or an IPv4 range such as
+        /// 127.0.0.2-127.0.0.50 (repeatable): connections take them in turn, lifting the
+        /// per-address port limit.
+        #[arg(long, value_name = "ADDR|A-B")]
+        source_addr: Vec<String>,
         /// No live progress line.
         #[arg(long)]
         quiet: bool,
@@ -621,6 +634,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             stats_token,
             require_reconciled,
+            shard,
+            start_at,
+            source_addr,
             quiet,
             common,
             json,
@@ -651,10 +667,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !quiet,
                 progress_label: None,
                 require_reconciled,
+                shard,
+                start_at: start_at
+                    .map(|t| {
+                        (t.is_finite() && t >= 0.0)
+                            .then(|| std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
+                            .ok_or_else(|| {
+                                dosim::drive::DriveError::Usage(format!(
+                                    "--start-at {t}: expected a Unix time in seconds"
+                                ))
+                            })
+                    })
+                    .transpose()?,
+                source_addrs: dosim::drive::client::SourceAddrs::parse(&source_addr)
+                    .map_err(dosim::drive::DriveError::Usage)?,
             };
             if strategies.is_empty() {
-                let run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;
+                let mut run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;
                 print!("{}", run.report.render_text());
+                // A shard's histograms: an HdrHistogram interval log beside its JSON report.
+                if let (Some(log), Some(path)) = (run.hlog.take(), json.as_ref()) {
+                    let hlog = path.with_extension("hlog");
+                    write(&hlog, &log)?;
+                    if let Some(rec) = run.report.drive.as_mut().and_then(|d| d.shard.as_mut()) {
+                        rec.hlog = hlog.file_name().map(|n| n.to_string_lossy().into_owned());
+                    }
+                }
                 if let Some(path) = json {
                     write(&path, &run.report.to_json())?;
                 }

@@ -27,6 +27,7 @@
 //! Per event the meter does plain integer additions (storage adds one multiply-add), with no
 //! allocation and no string work: it sits in the simulator's hot loop.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -258,7 +259,7 @@ pub enum Work {
 }
 
 /// How the meter knows object busy time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BusyBasis {
     /// The feeder reports each event's service time ([`Meter::busy`]): the simulator, which
     /// draws them from the scenario's distributions.
@@ -270,7 +271,7 @@ pub enum BusyBasis {
 }
 
 /// Storage rates: always the scenario's (the project's Worker stores no messages).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Storage {
     /// `persistence.rows_written_per_message`.
     pub rows_written_per_message: f64,
@@ -298,7 +299,7 @@ impl Storage {
 }
 
 /// What a meter is set up with: what it counts and the rules that do not depend on costs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Setup {
     /// Room-hosting objects (their socket clocks).
     pub objects: u32,
@@ -332,7 +333,7 @@ impl Setup {
 }
 
 /// Counts of events.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Worker requests.
     pub worker_requests: u64,
@@ -354,7 +355,7 @@ pub struct Counts {
 
 /// One object's sockets and what they cost under `accept()`: the time at least one socket is
 /// connected, and the idle time in memory after the last one closed, up to the idle tail.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct SocketClock {
     sockets: u32,
     since: u64,
@@ -401,7 +402,7 @@ impl SocketClock {
 
 /// The meter of one window. Build it with [`Meter::new`], feed it events, close its books
 /// with [`Meter::close_books`], then read [`Meter::usage`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meter {
     setup: Setup,
     /// GB per row per ns of a 30-day month.
@@ -603,6 +604,43 @@ impl Meter {
             self.tail_ns += u128::from(c.tail_ns);
         }
         used
+    }
+
+    /// Add the meter of another process that metered other objects of the same window
+    /// (a shard of a drive): both must have closed their books. The objects' clocks add up,
+    /// as do the counts, the busy and socket time and the stored rows. `None` when the
+    /// meters are not of the same setup or a book is still open.
+    pub fn absorb(&mut self, o: &Meter) -> Option<()> {
+        let same = self.setup.objects == o.setup.objects
+            && self.setup.hibernation == o.setup.hibernation
+            && self.setup.idle_tail_ns == o.setup.idle_tail_ns;
+        if !(same && self.closed && o.closed) {
+            return None;
+        }
+        self.setup.end_ns = self.setup.end_ns.min(o.setup.end_ns);
+        let (n, c) = (&mut self.counts, &o.counts);
+        n.worker_requests += c.worker_requests;
+        n.connects += c.connects;
+        n.messages_in += c.messages_in;
+        n.messages_out += c.messages_out;
+        n.closes += c.closes;
+        n.lobby_rpcs += c.lobby_rpcs;
+        n.lobby_changes += c.lobby_changes;
+        n.joins += c.joins;
+        self.messages_stored += o.messages_stored;
+        self.stored_gb_months += o.stored_gb_months;
+        for (a, b) in self.busy_ns.iter_mut().zip(o.busy_ns) {
+            *a += b;
+        }
+        for (a, b) in self.clocks.iter_mut().zip(&o.clocks) {
+            a.sockets += b.sockets;
+            a.socket_ns += b.socket_ns;
+            a.tail_ns += b.tail_ns;
+            a.idle_since = a.idle_since.or(b.idle_since);
+        }
+        self.socket_ns += o.socket_ns;
+        self.tail_ns += o.tail_ns;
+        Some(())
     }
 
     // -- usage ---------------------------------------------------------------------------------

@@ -36,6 +36,19 @@ impl Latency {
         self.hist.add(&other.hist).expect("same bounds");
     }
 
+    /// The histogram itself (microseconds, 1 µs to 30 days, 3 significant digits).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
+    /// Add a histogram of microseconds recorded elsewhere (read from an HdrHistogram log);
+    /// `Err` when one of its values is beyond this one's range.
+    pub fn add_histogram(&mut self, h: &Histogram<u64>) -> Result<(), String> {
+        self.hist
+            .add(h)
+            .map_err(|e| format!("a histogram does not fit (1 µs to 30 days): {e:?}"))
+    }
+
     /// Number of recorded values.
     pub fn count(&self) -> u64 {
         self.hist.len()

@@ -106,6 +106,87 @@ pub struct Target {
     /// The TLS settings of a `tls` target; `None`: the bundled roots only
     /// ([`TlsConfig::webpki`]).
     pub tls_config: Option<TlsConfig>,
+    /// Local source addresses the connections are spread over (`--source-addr`); `None`:
+    /// the kernel's choice.
+    pub sources: Option<SourceAddrs>,
+}
+
+/// Local addresses to bind connections to before connecting, taken in turn (one per
+/// connection), so that one process can hold more connections to one `host:port` than one
+/// source address has ports (about 28,000 by default on Linux).
+#[derive(Debug, Clone)]
+pub struct SourceAddrs {
+    addrs: Arc<[std::net::IpAddr]>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl PartialEq for SourceAddrs {
+    fn eq(&self, other: &SourceAddrs) -> bool {
+        self.addrs == other.addrs
+    }
+}
+impl Eq for SourceAddrs {}
+
+/// The most addresses a `--source-addr` range may hold.
+pub const MAX_SOURCE_ADDRS: usize = 65_536;
+
+impl SourceAddrs {
+    /// Parse `--source-addr` values: each an address (`127.0.0.2`, `::1`) or an inclusive
+    /// IPv4 range (`127.0.0.2-127.0.0.50`). Errors name the value.
+    pub fn parse(values: &[String]) -> Result<Option<SourceAddrs>, String> {
+        use std::net::{IpAddr, Ipv4Addr};
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for v in values {
+            let bad = |why: &str| {
+                format!("--source-addr {v:?}: {why} (expected an address like 127.0.0.2, or a range like 127.0.0.2-127.0.0.50)")
+            };
+            if let Some((a, b)) = v.split_once('-') {
+                let a: Ipv4Addr = a
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("the range's start is not an IPv4 address"))?;
+                let b: Ipv4Addr = b
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("the range's end is not an IPv4 address"))?;
+                let (a, b) = (u32::from(a), u32::from(b));
+                if b < a {
+                    return Err(bad("the range ends before it starts"));
+                }
+                if (b - a) as usize >= MAX_SOURCE_ADDRS {
+                    return Err(bad(&format!(
+                        "a range holds at most {MAX_SOURCE_ADDRS} addresses"
+                    )));
+                }
+                addrs.extend((a..=b).map(|x| IpAddr::V4(Ipv4Addr::from(x))));
+            } else {
+                addrs.push(v.trim().parse().map_err(|_| bad("not an IP address"))?);
+            }
+            if addrs.len() > MAX_SOURCE_ADDRS {
+                return Err(bad(&format!("at most {MAX_SOURCE_ADDRS} addresses in all")));
+            }
+        }
+        Ok((!addrs.is_empty()).then(|| SourceAddrs {
+            addrs: addrs.into(),
+            next: Arc::default(),
+        }))
+    }
+
+    /// How many addresses.
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// Never true (a `SourceAddrs` holds at least one address).
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// The next address in turn.
+    fn take(&self) -> std::net::IpAddr {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.addrs[i % self.addrs.len()]
+    }
 }
 
 impl Target {
@@ -163,6 +244,7 @@ impl Target {
             base: path.trim_end_matches('/').to_string(),
             tls,
             tls_config: None,
+            sources: None,
         })
     }
 
@@ -174,6 +256,7 @@ impl Target {
             base: String::new(),
             tls: false,
             tls_config: None,
+            sources: None,
         }
     }
 
@@ -453,10 +536,39 @@ pub fn ws_config() -> WebSocketConfig {
     }
 }
 
-/// Open a TCP connection to the target (`TCP_NODELAY` on).
+/// Open a TCP connection to the target (`TCP_NODELAY` on), from the next source address
+/// when the target has some (bound before the connect, port chosen by the kernel).
 pub async fn tcp(target: &Target, timeout: Duration) -> Result<TcpStream, ConnectError> {
     let addr = target.authority();
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+    let connect = async {
+        let Some(sources) = &target.sources else {
+            return TcpStream::connect(&addr).await;
+        };
+        let src = sources.take();
+        let mut last = None;
+        for dst in tokio::net::lookup_host(&addr).await? {
+            if dst.is_ipv4() != src.is_ipv4() {
+                continue;
+            }
+            let socket = if dst.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(src, 0))?;
+            match socket.connect(dst).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{addr} has no address of the family of source {src}"),
+            )
+        }))
+    };
+    let stream = match tokio::time::timeout(timeout, connect).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(e)) => return Err(ConnectError::from_io(&e)),
         Ok(Ok(s)) => s,

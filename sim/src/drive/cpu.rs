@@ -32,6 +32,7 @@
 //! Against a `--target` nothing is measured on the server side: every cost is the
 //! scenario's, and every line says so.
 
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::client::Target;
@@ -49,7 +50,7 @@ pub(crate) const PROBE_REQUESTS: u64 = 100;
 pub(crate) const REMOTE: &str = "nothing measured on the server side against --target";
 
 /// How workerd's CPU time is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum CpuClock {
     /// Per-thread schedstat, nanoseconds.
     Schedstat,
@@ -84,7 +85,7 @@ impl CpuClock {
 }
 
 /// The Worker probe: requests the Worker answers alone, and the CPU they took.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct WorkerProbe {
     /// Requests answered 426.
     pub requests: u64,

@@ -108,6 +108,7 @@ pub mod plan;
 pub mod reconcile;
 mod report;
 mod run;
+pub mod shard;
 mod state;
 pub mod stats;
 mod usage;
@@ -208,6 +209,45 @@ pub struct Options {
     pub progress_label: Option<String>,
     /// Exit non-zero when the reconciliation finds a difference.
     pub require_reconciled: bool,
+    /// Drive only this shard of the plan ([`shard`]); `Some(0/1)` is the whole plan with
+    /// "fill" resolved when the plan is built, as every shard resolves it.
+    pub shard: Option<shard::Shard>,
+    /// Start the run (the ramp) at this wall-clock time, so that shards start together.
+    pub start_at: Option<SystemTime>,
+    /// Local source addresses to spread the connections over (`--source-addr`).
+    pub source_addrs: Option<client::SourceAddrs>,
+}
+
+/// How far in the past a `--start-at` may be when the run is set up.
+pub const START_AT_PAST: Duration = Duration::from_secs(5);
+/// How far in the future a `--start-at` may be.
+pub const START_AT_FUTURE: Duration = Duration::from_secs(3600);
+
+/// Check a `--start-at` against the clock now: refused when more than [`START_AT_PAST`] ago
+/// (a late shard would not start with the others) or more than [`START_AT_FUTURE`] ahead.
+pub fn check_start_at(at: SystemTime, now: SystemTime) -> Result<(), String> {
+    let unix = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    match at.duration_since(now) {
+        Ok(ahead) if ahead > START_AT_FUTURE => Err(format!(
+            "--start-at {:.3} is {:.0} s in the future (now {:.3}); at most {} s ahead is accepted: give a time shortly after every shard will have started",
+            unix(at),
+            ahead.as_secs_f64(),
+            unix(now),
+            START_AT_FUTURE.as_secs()
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.duration() > START_AT_PAST => Err(format!(
+            "--start-at {:.3} was {:.1} s ago (now {:.3}); a shard that starts late would not run with the others (at most {} s late is accepted): give a time in the future",
+            unix(at),
+            e.duration().as_secs_f64(),
+            unix(now),
+            START_AT_PAST.as_secs()
+        )),
+        Err(_) => Ok(()),
+    }
 }
 
 impl Default for Options {
@@ -228,6 +268,9 @@ impl Default for Options {
             progress: true,
             progress_label: None,
             require_reconciled: false,
+            shard: None,
+            start_at: None,
+            source_addrs: None,
         }
     }
 }
@@ -252,6 +295,8 @@ pub struct DriveRun {
     pub status: RunStatus,
     /// Whether a reconciliation failure makes the run fail.
     pub require_reconciled: bool,
+    /// A shard's latency histograms as an HdrHistogram interval log (`--shard`).
+    pub hlog: Option<String>,
 }
 
 impl DriveRun {
@@ -365,6 +410,14 @@ pub fn drive(
     if opts.connect_timeout.is_zero() {
         return Err(DriveError::Usage("--timeout must be longer than 0".into()));
     }
+    if let Some(at) = opts.start_at {
+        check_start_at(at, SystemTime::now()).map_err(DriveError::Usage)?;
+    }
+    if opts.local && opts.shard.is_some_and(|s| s.count > 1) {
+        return Err(DriveError::Usage(
+            "--shard with N above 1 drives one Worker from several processes: give the Worker's --target (--local would start one workerd per shard)".into(),
+        ));
+    }
     let workload = Workload::new(scenario);
     let plan = DrivePlan::build(
         scenario,
@@ -376,6 +429,10 @@ pub fn drive(
         },
     )
     .map_err(DriveError::Usage)?;
+    let plan = match opts.shard {
+        None => plan,
+        Some(sh) => shard_plan(plan, scenario, opts.strategy, sh)?,
+    };
     let remote = if opts.local {
         None
     } else {
@@ -410,6 +467,10 @@ pub fn drive(
             t
         }
     };
+    let target = Target {
+        sources: opts.source_addrs.clone(),
+        ..target
+    };
     let pid = workerd.as_ref().map(LocalWorkerd::pid);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -434,6 +495,23 @@ pub fn drive(
         w.stop();
     }
     result
+}
+
+/// The part of `plan` shard `sh` drives, its "fill" rooms resolved first.
+fn shard_plan(
+    mut plan: DrivePlan,
+    scenario: &Scenario,
+    strategy: Strategy,
+    sh: shard::Shard,
+) -> Result<DrivePlan, DriveError> {
+    sh.check(scenario, strategy).map_err(DriveError::Usage)?;
+    shard::resolve_fill(
+        &mut plan,
+        scenario.rooms.count,
+        scenario.limits.max_connections_per_room,
+    );
+    shard::split(&mut plan, scenario, strategy, sh);
+    Ok(plan)
 }
 
 /// Build the Worker if needed and start it on a local workerd with the scenario's settings.
@@ -502,6 +580,9 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         WorkerProbe::default()
     };
     let plan = PlanSummary::of(&inp.plan);
+    if let Some(at) = inp.opts.start_at {
+        wait_for_start(at, &ctx, &mut inp.warnings).await;
+    }
     let ran = ctx.stopped().is_none();
     let (times, samples) = if ran {
         run_phases(&mut inp, &ctx, ramp).await
@@ -516,19 +597,78 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         Some(run::Phase::Drain) => Some("grace"),
         Some(run::Phase::Cut | run::Phase::Abort) => Some("departures"),
         None => None,
+    }
+    .map(str::to_string);
+    let split = inp.opts.shard.filter(|sh| sh.count > 1);
+    let reconciliation = if split.is_some() {
+        // The Worker's counters hold every shard's traffic: `dosim merge` reconciles.
+        None
+    } else {
+        stats_after(&mut inp, &ctx, stats_before.as_ref()).await
     };
-    let reconciliation = stats_after(&mut inp, &ctx, stats_before.as_ref()).await;
     let status = match &stop {
         None => RunStatus::Complete,
         Some(Stop::Interrupted(s)) => RunStatus::Interrupted(s.clone()),
         Some(Stop::TargetDown(s)) => RunStatus::TargetDown(s.clone()),
     };
-    let report = build_report(Build {
+    let st = ctx.state();
+    let shard_out = inp.opts.shard.map(|sh| {
+        let raw = shard::Raw {
+            measured: st.m.clone(),
+            samples: samples.clone(),
+            times: times.clone(),
+            worker_probe: worker_probe.clone(),
+            clock: inp.probe.cpu_clock(),
+            lobby_mode,
+            status: status_name(&status).into(),
+            stopped: match &status {
+                RunStatus::Complete => None,
+                RunStatus::TargetDown(s) | RunStatus::Interrupted(s) => Some(s.clone()),
+            },
+            stopped_during: stopped_during.clone(),
+            stats_before: stats_before.clone(),
+            stats_before_unix_ms: stats_before.as_ref().map(|_| started_at_unix_ms),
+            warnings: inp.warnings.clone(),
+            nofile: inp.nofile,
+            started_at_unix_ms,
+            target: inp.target.to_string(),
+        };
+        let (value, digest) = shard::canonical(scenario);
+        let length = times.ramp + times.window + times.grace + times.cut;
+        let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(started_at_unix_ms / 1000.0);
+        let record = crate::report::drive::ShardRecord {
+            format: shard::FORMAT,
+            index: sh.index,
+            count: sh.count,
+            seed: scenario.seed,
+            scenario_digest: digest,
+            strategy: strategy.to_string(),
+            from_ns: inp.plan.time.from_ns,
+            duration_ns: inp.plan.time.duration.as_nanos() as u64,
+            speedup: inp.plan.time.speedup,
+            pricing: inp.pricing.name.to_string(),
+            thresholds: inp
+                .extra_thresholds
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            start_at_unix: inp.opts.start_at.map(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+            }),
+            hlog: None,
+            scenario: value,
+            raw: serde_json::to_value(&raw).expect("a shard's counts serialize"),
+        };
+        let hlog = shard::write_hlog(&st.m.hists, started, length, &format!("drive shard {sh}"));
+        (record, hlog)
+    });
+    let mut report = build_report(Build {
         scenario,
         strategy,
         pricing: inp.pricing,
         extra_thresholds: inp.extra_thresholds,
-        ctx: &ctx,
+        m: &st.m,
         plan: &plan,
         times: &times,
         samples: &samples,
@@ -544,11 +684,42 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         warnings: std::mem::take(&mut inp.warnings),
         started_at_unix_ms,
     })?;
+    drop(st);
+    let mut hlog = None;
+    if let (Some((record, log)), Some(d)) = (shard_out, report.drive.as_mut()) {
+        if split.is_some() {
+            d.warnings.push("one shard of several: its counts are its rooms' alone, its bill is the month estimated from its rooms, and its reconciliation is left to dosim merge, which adds the shards up".into());
+        }
+        d.shard = Some(record);
+        hlog = Some(log);
+    }
     Ok(DriveRun {
         report,
         status,
         require_reconciled: inp.opts.require_reconciled,
+        hlog,
     })
+}
+
+/// Sleep until `at` (wall clock), unless the run is stopped first; a start more than
+/// [`START_AT_PAST`] late is said in a warning.
+async fn wait_for_start(at: SystemTime, ctx: &Ctx, warnings: &mut Vec<String>) {
+    match at.duration_since(SystemTime::now()) {
+        Ok(wait) => {
+            let deadline = tokio::time::Instant::now() + wait;
+            while ctx.stopped().is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep_until(deadline.min(
+                    tokio::time::Instant::now() + Duration::from_millis(200),
+                ))
+                .await;
+            }
+        }
+        Err(late) if late.duration() > START_AT_PAST => warnings.push(format!(
+            "the run started {:.1} s after --start-at (setting up took that long): it did not start with the other shards",
+            late.duration().as_secs_f64()
+        )),
+        Err(_) => {}
+    }
 }
 
 /// The ramp: `--ramp`, or 2 s, or longer so that at most 500 carried sessions connect per
@@ -763,6 +934,14 @@ async fn stats_after(
                 .push(format!("stats after the run unavailable: {e}"));
             None
         }
+    }
+}
+
+fn status_name(s: &RunStatus) -> &'static str {
+    match s {
+        RunStatus::Complete => "complete",
+        RunStatus::TargetDown(_) => "target_down",
+        RunStatus::Interrupted(_) => "interrupted",
     }
 }
 

@@ -12,7 +12,7 @@ use super::client::Target;
 use super::cpu::{self, CpuClock, PhaseCounts, WorkerProbe};
 use super::plan::{self, clock_label, DrivePlan};
 use super::reconcile::Reconciliation;
-use super::run::{self, Ctx};
+use super::run;
 use super::state::Measured;
 use super::usage::{self, BillInputs, Billed};
 use super::{DriveError, RunStatus};
@@ -70,7 +70,8 @@ pub(crate) struct Build<'a> {
     pub strategy: Strategy,
     pub pricing: &'a PriceTable,
     pub extra_thresholds: &'a [Threshold],
-    pub ctx: &'a Ctx,
+    /// Everything measured (one run's, or the shards' added up).
+    pub m: &'a Measured,
     pub plan: &'a PlanSummary,
     pub times: &'a run::PhaseTimes,
     pub samples: &'a run::Samples,
@@ -78,7 +79,7 @@ pub(crate) struct Build<'a> {
     pub clock: Option<CpuClock>,
     pub worker_probe: &'a WorkerProbe,
     pub status: &'a RunStatus,
-    pub stopped_during: Option<&'static str>,
+    pub stopped_during: Option<String>,
     pub target: &'a Target,
     pub local: Option<LocalDetails>,
     pub reconciliation: Option<Reconciliation>,
@@ -133,7 +134,7 @@ impl Covered {
             covered_scenario_seconds: round3(self.ns as f64 / 1e9),
             planned_scenario_seconds: round3(time.span_ns as f64 / 1e9),
             cut_short: self.cut_short,
-            stopped_during: b.stopped_during.map(str::to_string),
+            stopped_during: b.stopped_during.clone(),
             ramp_seconds: round3(b.times.ramp.as_secs_f64()),
             grace_seconds: round3(b.times.grace.as_secs_f64()),
             grace_limit_seconds: round3(b.times.grace_limit.as_secs_f64()),
@@ -157,8 +158,7 @@ fn span_label(ns: u64) -> String {
 /// The report of a finished run.
 pub(crate) fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
     let s = b.scenario;
-    let st = b.ctx.state();
-    let m = &st.m;
+    let m = b.m;
     let covered = Covered::of(&b, m.covered_ns);
     let measured = cpu::measure(
         s,
@@ -192,7 +192,6 @@ pub(crate) fn build_report(b: Build<'_>) -> Result<Report, DriveError> {
         billed.sources.clone(),
         measured.details,
     );
-    drop(st);
     let Billed {
         usage, projection, ..
     } = billed;
@@ -309,6 +308,8 @@ fn details(
     };
     DriveDetails {
         target: b.target.to_string(),
+        shard: None,
+        merged_from: Vec::new(),
         status: match b.status {
             RunStatus::Complete => "complete",
             RunStatus::TargetDown(_) => "target_down",
@@ -470,6 +471,7 @@ fn notes(b: &Build<'_>, covered: &Covered, projection: &str) -> Vec<String> {
         notes.push(format!(
             "the run stopped early{}: figures cover what was measured until then, and the monthly projection the {} of scenario time covered",
             b.stopped_during
+                .as_ref()
                 .map_or(String::new(), |p| format!(" (during the {p})")),
             covered.label
         ));

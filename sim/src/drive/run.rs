@@ -21,6 +21,7 @@
 //! for at most [`INTERRUPT_STOP`]; a second Ctrl-C (or that limit) closes the rest at once,
 //! and the sockets so closed are counted ([`Ctx::forced`]).
 
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -855,7 +856,7 @@ async fn until_abort(ctl: &mut watch::Receiver<Phase>) {
 pub(crate) const IDLE_SETTLE: Duration = Duration::from_millis(100);
 
 /// Results of the phases, for the report.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct PhaseTimes {
     pub ramp: Duration,
     pub window: Duration,
@@ -877,7 +878,7 @@ pub(crate) trait Probe: Send + Sync {
 }
 
 /// CPU and memory samples taken at phase boundaries.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Samples {
     /// Target CPU at ramp start, `t0`, the end of the grace and the end of the departures.
     pub target_cpu: [Option<Duration>; 4],

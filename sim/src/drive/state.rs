@@ -3,6 +3,7 @@
 //! here, on one clock (`Instant`), so a delivery's latency is the difference of two readings
 //! of the same clock.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ pub(crate) enum Place {
 }
 
 /// Session outcomes of one kind of session.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SessionTally {
     pub started: u64,
     pub failed: u64,
@@ -47,7 +48,7 @@ pub(crate) struct SessionTally {
 }
 
 /// Whole-run counts in the Worker's terms (for reconciliation with its stats).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Totals {
     /// Upgrades answered 101 (the Worker's `connects`).
     pub upgrades: u64,
@@ -73,7 +74,7 @@ pub(crate) struct Totals {
 
 /// Counts of events inside the measured window (by the time they happened, or for connects
 /// by the session's kind), the basis of the window's usage.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WindowCounts {
     /// Window sessions' upgrade requests that reached the Worker (any HTTP answer).
     pub worker_requests: u64,
@@ -94,7 +95,7 @@ pub(crate) struct WindowCounts {
 }
 
 /// Per-recipient delivery accounting.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DeliveryTally {
     pub expected: u64,
     pub received_expected: u64,
@@ -106,7 +107,7 @@ pub(crate) struct DeliveryTally {
 }
 
 /// What the driver saw per object (for per-object reconciliation).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ObjectTally {
     pub upgrades: u64,
     pub messages_sent: u64,
@@ -116,7 +117,7 @@ pub(crate) struct ObjectTally {
 }
 
 /// Latency histograms.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Hists {
     /// Every connect, carried ones (during the ramp) included.
     pub connect: Latency,
@@ -132,7 +133,7 @@ pub(crate) struct Hists {
 }
 
 /// Peaks of the driver's view.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Peaks {
     pub connections: u64,
     pub active_rooms: u64,
@@ -141,9 +142,11 @@ pub(crate) struct Peaks {
     pub open_sockets: u64,
 }
 
-/// Everything measured.
-#[derive(Debug, Default)]
+/// Everything measured. Serialized into a shard's record without the histograms (they go
+/// to the shard's HdrHistogram log).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Measured {
+    #[serde(skip)]
     pub hists: Hists,
     pub window: SessionTally,
     pub carried: SessionTally,
@@ -163,6 +166,153 @@ pub(crate) struct Measured {
     /// Plan time the window covered when its books were closed: the whole stretch, or less
     /// when the run stopped early (0 when the window never began).
     pub covered_ns: u64,
+}
+
+#[allow(dead_code)] // read by `dosim merge`, not yet built
+fn add_map(a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>) {
+    for (k, v) in b {
+        *a.entry(k.clone()).or_default() += v;
+    }
+}
+
+#[allow(dead_code)] // read by `dosim merge`, not yet built
+impl SessionTally {
+    fn absorb(&mut self, o: &SessionTally) {
+        self.started += o.started;
+        self.failed += o.failed;
+        self.upgraded += o.upgraded;
+        self.admitted += o.admitted;
+        self.queued += o.queued;
+        self.admitted_from_queue += o.admitted_from_queue;
+        self.abandoned += o.abandoned;
+        self.rejected += o.rejected;
+        add_map(&mut self.rejected_by_reason, &o.rejected_by_reason);
+        self.still_waiting += o.still_waiting;
+        self.still_connecting += o.still_connecting;
+    }
+}
+
+#[allow(dead_code)] // read by `dosim merge`, not yet built
+impl Hists {
+    /// The histograms by name (the tags of a shard's HdrHistogram log), in a fixed order.
+    pub(crate) fn named(&self) -> [(&'static str, &Latency); 9] {
+        [
+            ("connect", &self.connect),
+            ("window_connect", &self.window_connect),
+            ("admission_wait", &self.admission_wait),
+            ("message", &self.message),
+            ("message_from_send", &self.message_from_send),
+            ("send_lag", &self.send_lag),
+            ("arrival_lag", &self.arrival_lag),
+            ("upgrade", &self.upgrade),
+            ("carried_connect", &self.carried_connect),
+        ]
+    }
+
+    /// The histogram of a tag, to add a log's histogram to.
+    pub(crate) fn by_name(&mut self, name: &str) -> Option<&mut Latency> {
+        Some(match name {
+            "connect" => &mut self.connect,
+            "window_connect" => &mut self.window_connect,
+            "admission_wait" => &mut self.admission_wait,
+            "message" => &mut self.message,
+            "message_from_send" => &mut self.message_from_send,
+            "send_lag" => &mut self.send_lag,
+            "arrival_lag" => &mut self.arrival_lag,
+            "upgrade" => &mut self.upgrade,
+            "carried_connect" => &mut self.carried_connect,
+            _ => return None,
+        })
+    }
+}
+
+#[allow(dead_code)] // read by `dosim merge`, not yet built
+impl Measured {
+    /// Add what another shard of the same plan measured (other objects, same window):
+    /// counts add up exactly; peaks and the time series' gauges are summed (the sum of the
+    /// shards' peaks bounds the whole run's peak from above); the window covered is the
+    /// shortest shard's. Histograms are added from the shards' logs, not here. `Err` names
+    /// what does not fit.
+    pub(crate) fn absorb(&mut self, o: &Measured) -> Result<(), String> {
+        self.meter
+            .absorb(&o.meter)
+            .ok_or("the shards' meters differ in set-up (objects, hibernation, idle tail) or were not closed")?;
+        self.window.absorb(&o.window);
+        self.carried.absorb(&o.carried);
+        let (t, u) = (&mut self.totals, &o.totals);
+        t.upgrades += u.upgrades;
+        t.admitted += u.admitted;
+        t.queued_joins += u.queued_joins;
+        t.promoted += u.promoted;
+        t.left += u.left;
+        t.abandoned += u.abandoned;
+        add_map(&mut t.rejections, &u.rejections);
+        t.messages_sent += u.messages_sent;
+        t.deliveries += u.deliveries;
+        t.not_admitted += u.not_admitted;
+        let (c, d) = (&mut self.counts, &o.counts);
+        c.worker_requests += d.worker_requests;
+        c.upgrades += d.upgrades;
+        c.seatings += d.seatings;
+        c.departures += d.departures;
+        c.promotions += d.promotions;
+        c.messages_sent += d.messages_sent;
+        c.deliveries += d.deliveries;
+        c.messages_failed += d.messages_failed;
+        let (a, b) = (&mut self.deliveries, &o.deliveries);
+        a.expected += b.expected;
+        a.received_expected += b.received_expected;
+        a.missed_connected += b.missed_connected;
+        a.missed_departing += b.missed_departing;
+        a.unexpected += b.unexpected;
+        a.duplicated += b.duplicated;
+        a.unknown += b.unknown;
+        add_map(&mut self.faults, &o.faults);
+        let (p, q) = (&mut self.peaks, &o.peaks);
+        p.connections += q.connections;
+        p.active_rooms += q.active_rooms;
+        p.queue_length += q.queue_length;
+        p.active_objects += q.active_objects;
+        p.open_sockets += q.open_sockets;
+        let (ts, us) = (&mut self.timeseries, &o.timeseries);
+        if us.t.len() > ts.t.len() {
+            let n = us.t.len();
+            ts.t = us.t.clone();
+            ts.interval_seconds = us.interval_seconds;
+            ts.connections.resize(n, 0);
+            ts.active_objects.resize(n, 0);
+            ts.queue_length.resize(n, 0);
+            ts.active_rooms.resize(n, 0);
+        }
+        for (a, b) in [
+            (&mut ts.connections, &us.connections),
+            (&mut ts.active_objects, &us.active_objects),
+            (&mut ts.queue_length, &us.queue_length),
+            (&mut ts.active_rooms, &us.active_rooms),
+        ] {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        if o.per_object.len() > self.per_object.len() {
+            self.per_object
+                .resize(o.per_object.len(), ObjectTally::default());
+        }
+        for (a, b) in self.per_object.iter_mut().zip(&o.per_object) {
+            a.upgrades += b.upgrades;
+            a.messages_sent += b.messages_sent;
+            a.deliveries += b.deliveries;
+            a.first_request_unix_ms = match (a.first_request_unix_ms, b.first_request_unix_ms) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+        }
+        self.message_offsets.extend_from_slice(&o.message_offsets);
+        // Plan order, whichever shard wrote a message: the stored rows add up the same way.
+        self.message_offsets.sort_unstable();
+        self.covered_ns = self.covered_ns.min(o.covered_ns);
+        Ok(())
+    }
 }
 
 /// A message offset that stands for a refused message.

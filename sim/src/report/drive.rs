@@ -10,11 +10,70 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::LatencySummary;
 
+/// What a shard of a sharded drive (`--shard I/N`) records for `dosim merge`: which plan it
+/// belongs to, and everything it counted (its histograms are in its HdrHistogram log).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// The record's format (1).
+    pub format: u32,
+    /// This shard, from 0.
+    pub index: u32,
+    /// How many shards drive the plan.
+    pub count: u32,
+    /// The scenario's seed.
+    pub seed: u64,
+    /// SHA-256 (hex) of the canonical scenario: its JSON form after the command line's
+    /// overrides (seed, hibernation, no-data rule).
+    pub scenario_digest: String,
+    /// The strategy driven (`per-room`, `sharded:8`).
+    pub strategy: String,
+    /// Scenario time at the window's start, in ns.
+    pub from_ns: u64,
+    /// The window's real length, in ns.
+    pub duration_ns: u64,
+    /// Plan seconds per real second.
+    pub speedup: f64,
+    /// The price table's name.
+    pub pricing: String,
+    /// The extra thresholds (`--threshold`), as given.
+    pub thresholds: Vec<String>,
+    /// `--start-at`, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at_unix: Option<f64>,
+    /// The shard's HdrHistogram interval log (`.hlog`), relative to the report's folder.
+    pub hlog: Option<String>,
+    /// The canonical scenario (the digest's input).
+    pub scenario: serde_json::Value,
+    /// The shard's counts, meter, samples and the Worker's stats before the run, for the
+    /// merge (an internal shape, read back by the same version of dosim).
+    pub raw: serde_json::Value,
+}
+
+/// One shard a merged report was built from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// `I/N`.
+    pub shard: String,
+    /// Its report file, as given to `dosim merge`.
+    pub report: String,
+    /// Its `drive.status`.
+    pub status: String,
+    /// When its run began (Unix ms).
+    pub started_at_unix_ms: f64,
+}
+
 /// Everything a measured run reports beyond the shared report shape.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DriveDetails {
     /// The WebSocket endpoint driven.
     pub target: String,
+    /// A shard's record for `dosim merge` (`--shard I/N`); for a merged report, the shards
+    /// it was merged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+    /// A merged report's shards: for each, its report file and its `started_at_unix_ms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedShard>,
     /// `complete`, `target_down` or `interrupted`.
     pub status: String,
     /// Why the run stopped early.
