@@ -52,7 +52,11 @@ fn calibrate_local_quick_writes_a_file_with_positive_fits_residuals_and_interval
         .iter()
         .all(|r| r.ramp_cpu_ms.is_some_and(|c| c > 0.0)));
     assert_eq!(m.residuals.len(), 16, "4 phases × 4 runs");
-    assert_eq!(m.degrees_of_freedom, 16 - 7);
+    assert_eq!(
+        m.degrees_of_freedom,
+        16 - 8,
+        "8 fitted figures: the 6 applied, object_create and background"
+    );
     assert!(m.workerd_version.starts_with("1."), "{}", m.workerd_version);
     assert!(m.machine.cores > 0 && !m.machine.kernel.is_empty());
     for name in [
