@@ -235,7 +235,7 @@ enum Command {
             value_delimiter = ','
         )]
         strategies: Vec<Strategy>,
-        /// The tiny ladder (2 room sizes, 1 rate, 2 s windows): under a minute.
+        /// The tiny ladder (3 runs per strategy: 2 room sizes, 2 rates, 2 s windows): under a minute.
         #[arg(long)]
         quick: bool,
         /// Where to write the calibration file.

@@ -45,40 +45,53 @@ fn calibrate_local_quick_writes_a_file_with_positive_fits_residuals_and_interval
         .not_cloudflare
         .contains("not Cloudflare's edge"));
     let m = &cal.measured;
-    assert_eq!(m.runs.len(), 4);
+    assert_eq!(m.runs.len(), 6, "3 runs per strategy");
     assert!(m.runs.iter().any(|r| r.lobby) && m.runs.iter().any(|r| !r.lobby));
     assert!(m
         .runs
         .iter()
         .all(|r| r.ramp_cpu_ms.is_some_and(|c| c > 0.0)));
-    assert_eq!(m.residuals.len(), 16, "4 phases × 4 runs");
+    assert_eq!(m.residuals.len(), 24, "4 phases × 6 runs");
     assert_eq!(
         m.degrees_of_freedom,
-        16 - 8,
+        24 - 8,
         "8 fitted figures: the 6 applied, object_create and background"
     );
     assert!(m.workerd_version.starts_with("1."), "{}", m.workerd_version);
     assert!(m.machine.cores > 0 && !m.machine.kernel.is_empty());
-    for name in [
-        "worker_cpu",
-        "connect",
-        "message",
-        "per_recipient",
-        "close",
-        "rpc",
-    ] {
-        let f = &m.fits[name];
+    // Every figure has a value inside its interval.
+    for (name, f) in &m.fits {
         let v = f.value.unwrap_or_else(|| panic!("{name}: {f:?}"));
         let (lo, hi) = (f.ci95_low.unwrap(), f.ci95_high.unwrap());
-        assert!(v > 0.0 && lo < v && v < hi, "{name}: {f:?}");
+        assert!(lo < v && v < hi, "{name}: {f:?}");
     }
-    // What the file applies is the positive fits, as the scenario's keys.
+    // The large effects of the ladder are positive and applied: 100 probe requests, 32
+    // connects and closes per run, 64 to 256 messages per window at two rates.
+    for name in ["worker_cpu", "connect", "message", "close"] {
+        let v = m.fits[name].value.unwrap();
+        assert!(v > 0.0, "{name}: {:?}", m.fits[name]);
+    }
     let p = &cal.platform;
     assert!(p.worker_cpu_ms_per_connect.unwrap() > 0.0);
     assert!(p.service.connect.as_ref().unwrap().mean_ns() > 0.0);
     assert!(p.service.message.as_ref().unwrap().mean_ns() > 0.0);
     assert!(p.service.close.as_ref().unwrap().mean_ns() > 0.0);
-    assert!(p.service.per_recipient.unwrap().0 > 0);
+    // The small ones (about 0.01 ms per recipient, 0.03 ms per lobby RPC here) may fall
+    // either side of 0 on a busy machine: applied when positive, else named as not separable
+    // and left out of the scenario, never applied as a negative time.
+    let said = |name: &str| m.not_separable.iter().any(|w| w.starts_with(name));
+    match p.service.per_recipient {
+        Some(d) => assert!(d.0 > 0 && m.fits["per_recipient"].value.unwrap() > 0.0),
+        None => assert!(said("per_recipient"), "{:?}", m.not_separable),
+    }
+    match &p.service.rpc {
+        Some(d) => assert!(d.mean_ns() > 0.0 && m.fits["rpc"].value.unwrap() > 0.0),
+        None => assert!(said("rpc"), "{:?}", m.not_separable),
+    }
+    // The fitted model explains the measurements: its residuals are small beside them.
+    let observed: f64 = m.residuals.iter().map(|r| r.observed.abs()).sum();
+    let off: f64 = m.residuals.iter().map(|r| r.residual.abs()).sum();
+    assert!(off < 0.5 * observed, "residuals {off} ms of {observed} ms");
     let summary = text(&out.stdout);
     assert!(summary.contains("95% interval"), "{summary}");
     // Bounded: the quick ladder is meant for CI (< 40 s on an idle machine; generous here
@@ -116,7 +129,7 @@ fn calibrate_target_is_latency_derived_and_applies_only_what_latency_separates()
     assert_eq!(cal.calibration.kind, Kind::Latency);
     assert!(cal.calibration.label.contains("latency-derived"));
     let m = &cal.measured;
-    assert_eq!(m.runs.len(), 4);
+    assert_eq!(m.runs.len(), 6);
     assert!(
         m.runs.iter().all(|r| r.ramp_cpu_ms.is_none()),
         "no CPU measured"
@@ -125,7 +138,7 @@ fn calibrate_target_is_latency_derived_and_applies_only_what_latency_separates()
         .runs
         .iter()
         .all(|r| r.connect_mean_ms.is_some() && r.message_mean_ms.is_some()));
-    assert_eq!(m.residuals.len(), 8, "a connect and a message row per run");
+    assert_eq!(m.residuals.len(), 12, "a connect and a message row per run");
     for name in ["connect_path", "message_path", "rpc", "per_recipient"] {
         assert!(m.fits[name].value.is_some(), "{name}");
         assert!(m.fits[name].ci95_low.is_some(), "{name}");
