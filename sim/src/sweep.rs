@@ -345,8 +345,15 @@ pub fn run(
                 scenario.window.length
             ),
             Some(len) => format!(
-                "{len} at every point (the scenario's {} replaced; its daily profile repeats, so any day is its busiest), projected onto a 30-day month ×{}",
+                "{len} at every point (the scenario's {} replaced; its daily profile repeats, so any day is its busiest){}, projected onto a 30-day month ×{}",
                 scenario.window.length,
+                match crate::vary::quiet_start(&scenario.arrivals.profile.weights()) {
+                    h if design.window.starts_quiet() && h != 0 => format!(
+                        ", starting at {h:02}:00, the end of the daily profile's quietest {} hours (the simulation starts with empty rooms)",
+                        crate::vary::QUIET_HOURS
+                    ),
+                    _ => String::new(),
+                },
                 crate::scenario::MONTH_SECONDS as f64 / len.secs()
             ),
         },

@@ -277,7 +277,7 @@ pub fn validate(
     }
     let reports: Vec<&Report> = runs.iter().map(|r| &r.report).collect();
     let rows = compare(scenario, &plan, &sims, &reports, pricing);
-    let disagreements = explain(&rows, strategy);
+    let disagreements = explain(&rows, strategy, !scenario.platform.calibrated.is_empty());
     let pass = rows.iter().all(|r| r.verdict != Verdict::Differ);
     Ok(Validation {
         scenario: scenario.name.clone(),
@@ -369,16 +369,25 @@ fn method_notes(s: &Scenario, o: &Options) -> Vec<String> {
             o.replications, s.seed
         ),
         format!(
-            "service times as the scenario gives them (platform.service: connect {}, message {} + {} per recipient, close {}, rpc {}; Worker CPU {} ms per upgrade): not calibrated here",
+            "service times (platform.service: connect {}, message {} + {} per recipient, close {}, rpc {}; Worker CPU {} ms per upgrade): {}",
             describe(&s.platform.service.connect),
             describe(&s.platform.service.message),
             s.platform.service.per_recipient,
             describe(&s.platform.service.close),
             describe(&s.platform.service.rpc),
-            s.platform.worker_cpu_ms_per_connect
+            s.platform.worker_cpu_ms_per_connect,
+            calibration_note(s)
         ),
         "counts and usage are the window's (the drive's definitions: sessions arriving in it, messages written in it and their deliveries); latencies include the ramp's connects, as the drive's latency_ms.connect does".into(),
     ]
+}
+
+/// Which of the service times a calibration set, and from which file; or that none did.
+fn calibration_note(s: &Scenario) -> String {
+    match crate::calibration::note(&s.platform) {
+        Some(note) => format!("{note}; object creation and workerd's background CPU are fitted by a calibration but not applied (the scenario has no key for them)"),
+        None => "as the scenario gives them, not calibrated".into(),
+    }
 }
 
 fn describe(d: &crate::scenario::DistSpec) -> String {
@@ -731,7 +740,7 @@ fn project_like(sim: &Usage, w: &Usage, r: &Report) -> Usage {
 }
 
 /// Each differing row in words, with the likely reason.
-fn explain(rows: &[Row], strategy: Strategy) -> Vec<String> {
+fn explain(rows: &[Row], strategy: Strategy, calibrated: bool) -> Vec<String> {
     rows.iter()
         .filter(|r| r.verdict == Verdict::Differ)
         .map(|r| {
@@ -744,6 +753,9 @@ fn explain(rows: &[Row], strategy: Strategy) -> Vec<String> {
                 }
                 ("latency_ms", _) => {
                     "the simulation is slower: the scenario's service times exceed workerd's CPU per event, or the one shared server queues more than workerd does".to_string()
+                }
+                ("usage", "worker_cpu_ms") | ("usage", "do_active_seconds") if calibrated => {
+                    "modelled from the calibrated service times in the simulation, measured from workerd's CPU in the drive: the calibration leaves out a new object's first request and workerd's background CPU, and its fits have the intervals it states".to_string()
                 }
                 ("usage", "worker_cpu_ms") | ("usage", "do_active_seconds") => {
                     "modelled from the scenario's service times and Worker CPU in the simulation, measured from workerd's CPU in the drive: calibrate them".to_string()

@@ -308,6 +308,13 @@ impl std::str::FromStr for WindowChoice {
 }
 
 impl WindowChoice {
+    /// Whether the window starts at the end of the profile's quietest stretch
+    /// ([`quiet_start`]) rather than at midnight: a day or a week does (its daily profile
+    /// repeats, so any whole day is the same), a month or the scenario's own window does not.
+    pub fn starts_quiet(self) -> bool {
+        matches!(self, WindowChoice::Day | WindowChoice::Week)
+    }
+
     /// The window's length, if it replaces the scenario's.
     pub fn length(self) -> Option<Dur> {
         let days = |d: u64| Some(Dur(d * 86_400 * crate::scenario::NS_PER_SEC));
@@ -319,6 +326,25 @@ impl WindowChoice {
         }
     }
 }
+
+/// The hour at which a short window starts (see [`WindowChoice::starts_quiet`]): the first
+/// hour whose preceding [`QUIET_HOURS`] hours carry the least arrival weight, so that the
+/// rooms a simulation starts empty are (nearly) empty in the real system too. A flat profile
+/// gives 0 (no hour is quieter), seed-scale's evening peak (19:00–24:00) gives 04:00.
+pub fn quiet_start(weights: &[f64; 24]) -> usize {
+    let before = |h: usize| -> f64 { (1..=QUIET_HOURS).map(|k| weights[(h + 24 - k) % 24]).sum() };
+    let mut best = 0;
+    for h in 1..24 {
+        // Strictly less, with a relative margin: ties (and rounding) keep the earliest hour.
+        if before(h) < before(best) * (1.0 - 1e-9) {
+            best = h;
+        }
+    }
+    best
+}
+
+/// How many hours before a short window's start [`quiet_start`] weighs.
+pub const QUIET_HOURS: usize = 4;
 
 /// Every point of the grid of `axes`: the first axis outermost, each point one value per axis.
 pub fn grid(axes: &[Axis]) -> Vec<Vec<Value>> {
@@ -527,6 +553,20 @@ pub fn apply_with(
         table(&mut doc, "window")
             .map_err(|m| at("window", m))?
             .insert("length".into(), toml::Value::String(length.to_string()));
+        if window.starts_quiet() {
+            // A simulation starts with empty rooms: begin the short window where the real
+            // system is emptiest, so that little of what a day carries over is missing.
+            let weights = base.arrivals.profile.weights();
+            let start = quiet_start(&weights);
+            if start != 0 {
+                let rotated = (0..24)
+                    .map(|h| toml::Value::Float(weights[(start + h) % 24]))
+                    .collect();
+                table(&mut doc, "arrivals")
+                    .map_err(|m| at("arrivals", m))?
+                    .insert("profile".into(), toml::Value::Array(rotated));
+            }
+        }
     }
     for f in fixed {
         set_raw(&mut doc, &f.key, f.value.clone())
@@ -759,6 +799,31 @@ mod tests {
         assert_eq!(v.limits.max_total_connections, Some(4000));
         assert_eq!(v.limits.max_active_rooms, Some(500));
         assert_eq!(v.window.length, Dur(86_400 * 1_000_000_000));
+    }
+
+    #[test]
+    fn a_short_window_starts_at_the_end_of_the_quietest_stretch() {
+        use crate::scenario::Profile;
+        // seed-scale: arrivals only from 19:00 to 24:00; 04:00 is the first hour with four
+        // empty hours before it (rooms empty there in the real system too).
+        let s = scenario("seed-scale");
+        let w = s.arrivals.profile.weights();
+        assert_eq!(quiet_start(&w), 4);
+        assert_eq!(quiet_start(&Profile::Flat.weights()), 0);
+        // Business hours are quiet (0.1) from 18:00 to 09:00: midnight is already quiet.
+        assert_eq!(quiet_start(&Profile::BusinessHours.weights()), 0);
+        let mut night = [1.0; 24];
+        night[10..16].fill(0.0);
+        assert_eq!(quiet_start(&night), 14);
+        // The day's profile is rotated: the same weights from 04:00; a month is not rotated.
+        let day = apply(&s, &[], &[], Scale::default(), WindowChoice::Day).unwrap();
+        let rotated = day.arrivals.profile.weights();
+        for h in 0..24 {
+            assert_eq!(rotated[h], w[(h + 4) % 24], "hour {h}");
+        }
+        assert_eq!(day.arrivals.mean_rate(), s.arrivals.mean_rate());
+        let month = apply(&s, &[], &[], Scale::default(), WindowChoice::Month).unwrap();
+        assert_eq!(month.arrivals.profile.weights(), w);
     }
 
     #[test]
