@@ -1103,9 +1103,10 @@ pub fn simulate_report(
         provenance: Provenance {
             dosim_version: env!("CARGO_PKG_VERSION").to_string(),
             method: format!(
-                "simulated: discrete-event simulation of a {} window, seed {}{}",
+                "simulated: discrete-event simulation of a {} window, seed {}, {} events{}",
                 scenario.window.length,
                 scenario.seed,
+                crate::report::human_count(o.events as f64),
                 if calibrated.is_some() {
                     " (calibrated: see the notes)"
                 } else {
