@@ -166,6 +166,8 @@ struct Loaded {
     hists: Hists,
     /// `drive.carried.planned` and `drive.arrivals.planned`.
     planned: (u64, u64),
+    /// `drive.driver.peak_rss_bytes`: the shard process's own, read when it built its report.
+    peak_rss: Option<u64>,
 }
 
 /// Merge the reports of every shard of one plan into one report (its HdrHistogram log of
@@ -258,6 +260,7 @@ fn load(path: &Path) -> Result<Loaded, MergeError> {
         raw,
         hists,
         planned,
+        peak_rss: drive["driver"]["peak_rss_bytes"].as_u64(),
     })
 }
 
@@ -459,6 +462,8 @@ fn build(shards: &[Loaded], opts: &MergeOptions) -> Result<DriveRun, MergeError>
         crate::report::counted(u64::from(n), "shard", "shards")
     ));
     if let Some(d) = report.drive.as_mut() {
+        // The builder read this process's peak memory: the shard processes' instead.
+        d.driver.peak_rss_bytes = shards.iter().map(|s| s.peak_rss).sum();
         d.merged_from = shards
             .iter()
             .map(|s| MergedShard {

@@ -338,6 +338,11 @@ fn four_shards_merged_equal_one_process_and_bad_sets_are_refused() {
         sum(&["drive", "driver", "peak_open_sockets"]),
         n(&d["driver"]["peak_open_sockets"])
     );
+    // The shard processes' own memory, not the merge's.
+    assert_eq!(
+        sum(&["drive", "driver", "peak_rss_bytes"]),
+        n(&d["driver"]["peak_rss_bytes"])
+    );
     let earliest = started.iter().copied().fold(f64::INFINITY, f64::min);
     assert_eq!(
         d["time"]["started_at_unix_ms"].as_f64().unwrap(),
