@@ -794,7 +794,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = csv {
                 write(&path, &comparison_csv(std::slice::from_ref(&run.report)))?;
             }
-            Ok(drive_exit(&run, false))
+            let code = drive_exit(&run, false);
+            // A shard that stopped early (whatever stopped it) makes the merge incomplete.
+            Ok(match run.status {
+                dosim::drive::RunStatus::Interrupted(_) => {
+                    ExitCode::from(dosim::drive::EXIT_INCOMPLETE)
+                }
+                _ => code,
+            })
         }
         Command::Calibrate {
             local,

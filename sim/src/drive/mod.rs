@@ -47,6 +47,14 @@
 //!
 //! The keys of the `drive` block are documented in `sim/REPORT.md`.
 //!
+//! # Several processes
+//!
+//! `--shard I/N` ([`shard`]) drives the room objects `o mod N = I` of the same plan, so that
+//! N processes on N machines drive it together (`--start-at` starts them at one moment);
+//! each writes its counts in its report and its histograms in an HdrHistogram log, and
+//! [`merge`] adds them up and builds the one report of the whole plan with this module's
+//! builder (projection, thresholds, reconciliation and bill once, over the sum).
+//!
 //! # Usage lines
 //!
 //! The meter ([`crate::meter`]) bills what the driver counted: connects, Worker requests,
