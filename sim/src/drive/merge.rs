@@ -374,16 +374,17 @@ fn whole_plan(s: &Scenario, r: &ShardRecord) -> Result<DrivePlan, String> {
 fn build(shards: &[Loaded], opts: &MergeOptions) -> Result<DriveRun, MergeError> {
     let first = &shards[0];
     let n = first.shard.count;
-    let usage = |e: String| MergeError::NotAShard {
+    // What the first file's record cannot give.
+    let bad_first = |why: String| MergeError::NotAShard {
         path: first.path.clone(),
-        why: e,
+        why,
     };
     let (scenario, _) = scenario_of(first)?;
     let strategy: Strategy = first
         .record
         .strategy
         .parse()
-        .map_err(|e| usage(format!("drive.shard.strategy: {e}")))?;
+        .map_err(|e| bad_first(format!("drive.shard.strategy: {e}")))?;
     let pricing = PriceTable::builtin(opts.pricing.as_deref().unwrap_or(&first.record.pricing))
         .map_err(|e| DriveError::Other(e.into()))?;
     let mut thresholds: Vec<Threshold> = Vec::new();
@@ -401,25 +402,25 @@ fn build(shards: &[Loaded], opts: &MergeOptions) -> Result<DriveRun, MergeError>
     }
     thresholds.extend(opts.extra_thresholds.iter().cloned());
     let plan = whole_plan(&scenario, &first.record)
-        .map_err(|e| usage(format!("the plan cannot be rebuilt: {e}")))?;
+        .map_err(|e| bad_first(format!("the plan cannot be rebuilt: {e}")))?;
     let planned = shards
         .iter()
         .fold((0, 0), |(c, a), s| (c + s.planned.0, a + s.planned.1));
     let whole = (plan.carried.len() as u64, plan.arrivals.len() as u64);
     if planned != whole {
-        return Err(usage(format!(
+        return Err(bad_first(format!(
             "the shards planned {} carried and {} arriving sessions, where their plan has {} and {}: driven by another version of dosim?",
             planned.0, planned.1, whole.0, whole.1
         )));
     }
     let summary = PlanSummary::of(&plan);
-    let mut m = measured(shards)?;
+    let m = measured(shards)?;
     let times = phase_times(shards);
     let samples = samples(shards);
     let (status, stopped_during) = status(shards);
     let target_text = &first.raw.target;
-    let target =
-        Target::parse(target_text).map_err(|e| usage(format!("drive.shard.raw.target: {e}")))?;
+    let target = Target::parse(target_text)
+        .map_err(|e| bad_first(format!("drive.shard.raw.target: {e}")))?;
     let mut warnings = warnings(shards, &plan);
     let reconciliation = reconciliation(shards, strategy, &m, &mut warnings);
     let started_at_unix_ms = shards
@@ -482,7 +483,6 @@ fn build(shards: &[Loaded], opts: &MergeOptions) -> Result<DriveRun, MergeError>
         length,
         &format!("drive merged from {n} shards"),
     );
-    m.hists = Hists::default();
     Ok(DriveRun {
         report,
         status,

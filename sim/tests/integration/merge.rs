@@ -141,7 +141,7 @@ fn four_shards_merged_equal_one_process_and_bad_sets_are_refused() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-        + 3.0;
+        + 4.0;
     let start_at = format!("{start_at:.3}");
     let limit = Duration::from_secs(50);
     // The four shards against one workerd, and one process on another, all at once.
