@@ -218,8 +218,24 @@ fn four_shards_merged_equal_one_process_and_bad_sets_are_refused() {
         "shard-3.json",
         "shard-1.json",
     ];
-    let out = merge(dir.path(), &files, &["--json", "merged.json"]);
+    let out = merge(
+        dir.path(),
+        &files,
+        &[
+            "--json",
+            "merged.json",
+            "--markdown",
+            "merged.md",
+            "--csv",
+            "merged.csv",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(dir.path().join("merged.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("per-room"), "{csv}");
+    let md = std::fs::read_to_string(dir.path().join("merged.md")).unwrap();
+    assert!(md.contains("per-room"), "{md}");
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("merged from 4 shards: 0/4 shard-0.json (complete)"),
