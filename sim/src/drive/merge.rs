@@ -740,6 +740,126 @@ mod tests {
         assert_ne!(three.message.histogram(), whole.message.histogram());
     }
 
+    fn shard(index: u32, count: u32, raw: Raw) -> Loaded {
+        Loaded {
+            path: PathBuf::from(format!("s{index}.json")),
+            record: ShardRecord::default(),
+            shard: Shard { index, count },
+            raw,
+            hists: Hists::default(),
+            planned: (0, 0),
+            peak_rss: None,
+        }
+    }
+
+    /// A Worker stats document told apart by its strategy field.
+    fn stats(tag: &str) -> super::super::stats::Stats {
+        super::super::stats::Stats {
+            strategy: tag.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn statuses_phases_samples_and_the_stats_reads_are_merged_as_documented() {
+        let ms = Duration::from_millis;
+        let raw = |status: &str, ramp: u64, before: f64, after: f64| Raw {
+            status: status.into(),
+            stopped: (status != "complete").then(|| "Ctrl-C".to_string()),
+            stopped_during: (status != "complete").then(|| "window".to_string()),
+            times: PhaseTimes {
+                ramp: ms(ramp),
+                window: ms(4000),
+                grace: ms(10 * ramp),
+                cut: ms(5),
+                carried_unanswered: 1,
+                grace_limit: ms(2000),
+            },
+            samples: Samples {
+                target_cpu: [Some(ms(1)); 4],
+                driver_cpu: [Some(ms(1)), Some(ms(2)), Some(ms(ramp))],
+                driver_rss: [Some(100), None],
+                sockets_at_t0: 10,
+                sockets_at_cut: 3,
+            },
+            stats_before: Some(stats(&format!("before {before}"))),
+            stats_before_unix_ms: Some(before),
+            stats_after: Some(stats(&format!("after {after}"))),
+            stats_after_unix_ms: Some(after),
+            ..Raw::default()
+        };
+        let shards = vec![
+            shard(0, 3, raw("complete", 2000, 1_000.0, 9_000.0)),
+            shard(1, 3, raw("interrupted", 2100, 900.0, 9_500.0)),
+            shard(2, 3, raw("target_down", 1900, 950.0, 9_200.0)),
+        ];
+        // The first shard that stopped early, named with its file.
+        let (status, during) = status(&shards);
+        assert_eq!(
+            status,
+            RunStatus::Interrupted("shard 1/3 (s1.json): Ctrl-C".into())
+        );
+        assert_eq!(during.as_deref(), Some("window"));
+        assert_eq!(super::status(&shards[..1]).0, RunStatus::Complete);
+        // Phases: the longest shard's; unanswered sessions: the sum.
+        let t = phase_times(&shards);
+        assert_eq!((t.ramp, t.grace, t.window), (ms(2100), ms(21000), ms(4000)));
+        assert_eq!(t.carried_unanswered, 3);
+        // The driver's samples summed over the processes; the target's CPU only for one.
+        let s = samples(&shards);
+        assert_eq!(s.driver_cpu, [Some(ms(3)), Some(ms(6)), Some(ms(6000))]);
+        assert_eq!(s.driver_rss, [Some(300), None]);
+        assert_eq!((s.sockets_at_t0, s.sockets_at_cut), (30, 9));
+        assert_eq!(s.target_cpu, [None; 4]);
+        assert_eq!(samples(&shards[..1]).target_cpu, [Some(ms(1)); 4]);
+        // The earliest read before (shard 1's) and the latest after (shard 1's too).
+        let mut warnings = Vec::new();
+        let r = reconciliation(
+            &shards,
+            Strategy::PerRoom,
+            &Measured::default(),
+            &mut warnings,
+        )
+        .unwrap();
+        assert!(
+            r.source.contains(
+                "the earliest read before, shard 1/3's, and the latest read after, shard 1/3's"
+            ),
+            "{}",
+            r.source
+        );
+        let mut later = shards;
+        later[2].raw.stats_after_unix_ms = Some(9_600.0);
+        let r = reconciliation(
+            &later,
+            Strategy::PerRoom,
+            &Measured::default(),
+            &mut warnings,
+        )
+        .unwrap();
+        assert!(
+            r.source.contains("latest read after, shard 2/3's"),
+            "{}",
+            r.source
+        );
+        // A shard without a read: no reconciliation, and the shard named.
+        later[0].raw.stats_after = None;
+        assert!(reconciliation(
+            &later,
+            Strategy::PerRoom,
+            &Measured::default(),
+            &mut warnings
+        )
+        .is_none());
+        assert!(
+            warnings
+                .last()
+                .unwrap()
+                .contains("shard 0/3 has not read them"),
+            "{warnings:?}"
+        );
+    }
+
     #[test]
     fn a_scenario_survives_its_record() {
         let s = Scenario::parse(

@@ -127,7 +127,7 @@ pub fn canonical(s: &Scenario) -> (serde_json::Value, String) {
 /// Everything a shard counted, for the merge: the inputs of the drive's report builder
 /// besides the plan (which the merge rebuilds from the scenario) and the histograms (in the
 /// shard's log).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Raw {
     pub measured: Measured,
     pub samples: Samples,
