@@ -585,9 +585,13 @@ fn status(shards: &[Loaded]) -> (RunStatus, Option<String>) {
 fn warnings(shards: &[Loaded], plan: &DrivePlan) -> Vec<String> {
     let mut by_text: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
+    // The merge reconciles when every shard read the stats, and then checks the lobby's rows.
+    let reconciled = shards
+        .iter()
+        .all(|s| s.raw.stats_before.is_some() && s.raw.stats_after.is_some());
     for s in shards {
         for w in &s.raw.warnings {
-            if w.contains(super::FEW_ARRIVALS) {
+            if w.contains(super::FEW_ARRIVALS) || (reconciled && w.starts_with(super::LOBBY_ROWS)) {
                 continue;
             }
             let who = by_text.entry(w).or_default();

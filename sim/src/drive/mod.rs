@@ -770,6 +770,10 @@ fn plan_warnings(inp: &mut Input<'_>) {
         .extend(few_arrivals(inp.plan.projection.window_arrivals));
 }
 
+/// How the warning about the lobby's storage rows begins (a reconciled merge says it again
+/// of the sum).
+const LOBBY_ROWS: &str = "the lobby wrote";
+
 /// How a warning about few arrivals in the window begins (a shard's own is left out of a
 /// merged report, which says it again of the whole plan).
 const FEW_ARRIVALS: &str = "sessions of the plan arrive in the window:";
@@ -1062,7 +1066,7 @@ fn report_lobby_rows(
         let rows = l.rows_written.saturating_sub(b);
         if rows != changes {
             warnings.push(format!(
-                "the lobby wrote {rows} storage rows during the run, where the driver saw {changes} changes of its state (joins admitted or queued, departures, promotions): the bill counts rows per change as the scenario says"
+                "{LOBBY_ROWS} {rows} storage rows during the run, where the driver saw {changes} changes of its state (joins admitted or queued, departures, promotions): the bill counts rows per change as the scenario says"
             ));
         }
     }
