@@ -209,6 +209,35 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Merge the reports of the N shards of one sharded drive (`drive --shard I/N --json`)
+    /// into the report one process driving the whole plan writes: histograms added exactly,
+    /// counts summed, then projection, thresholds, reconciliation and bill once.
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge {
+        /// Every shard's JSON report (its HdrHistogram log, `.hlog`, beside it).
+        #[arg(required = true, value_name = "SHARD_REPORT")]
+        reports: Vec<PathBuf>,
+        /// Price table (default: the shards').
+        #[arg(long)]
+        pricing: Option<String>,
+        /// Extra threshold, for example "message.p99 < 250" (repeatable), besides the
+        /// shards' own.
+        #[arg(long = "threshold")]
+        thresholds: Vec<String>,
+        /// Exit 1 when the merged counts and the Worker's stats differ.
+        #[arg(long)]
+        require_reconciled: bool,
+        /// Write the merged report as JSON here, and its histograms as an HdrHistogram
+        /// interval log beside it (`.hlog`).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the headline figures as Markdown here (the table `compare` writes).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Write the headline figures as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Fit the simulator's per-event service times and the Worker's CPU from a ladder of
     /// short drives (room sizes, message rates, strategies with and without the lobby), and
     /// write a calibration file scenarios can reference (platform.calibration or
@@ -363,6 +392,15 @@ Examples:
   # A deployed Worker over TLS; the stats token lets dosim reconcile with its counters
   DOSIM_STATS_TOKEN=secret dosim drive scenarios/seed-scale.toml --target wss://dosim.example.workers.dev --strategy sharded:4";
 
+const MERGE_EXAMPLES: &str = "\
+Examples:
+  # Four shards drove one plan together, e.g. on four machines, each with the same
+  #   dosim drive SCENARIO --target wss://HOST --strategy per-room --shard I/4 --start-at T --json shard-I.json
+  dosim merge shard-0.json shard-1.json shard-2.json shard-3.json --json merged.json
+
+  # Under another price table, with a threshold, and the table as Markdown
+  dosim merge shard-0.json shard-1.json --pricing cloudflare-2024-04 --threshold \"message.p99 < 250\" --markdown merged.md";
+
 const CALIBRATE_EXAMPLES: &str = "\
 Examples:
   # The full ladder against local workerd (18 short runs, a few minutes); then use it with
@@ -473,7 +511,10 @@ fn main() -> ExitCode {
                 .is_some_and(dosim::Error::is_bad_input)
                 || err
                     .downcast_ref::<dosim::drive::DriveError>()
-                    .is_some_and(dosim::drive::DriveError::is_bad_input);
+                    .is_some_and(dosim::drive::DriveError::is_bad_input)
+                || err
+                    .downcast_ref::<dosim::drive::merge::MergeError>()
+                    .is_some_and(dosim::drive::merge::MergeError::is_bad_input);
             ExitCode::from(if bad_input { EXIT_BAD_INPUT } else { 1 })
         }
     }
@@ -716,6 +757,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .or_else(|| runs.iter().zip(&codes).find(|(r, _)| r.exit_code() != 0))
                 .map_or(ExitCode::SUCCESS, |(_, c)| *c);
             Ok(worst)
+        }
+        Command::Merge {
+            reports,
+            pricing,
+            thresholds,
+            require_reconciled,
+            json,
+            markdown,
+            csv,
+        } => {
+            let extra_thresholds = thresholds
+                .iter()
+                .map(|t| t.parse::<Threshold>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| dosim::Error::Usage(format!("--threshold {e}")))?;
+            let opts = dosim::drive::merge::MergeOptions {
+                pricing,
+                extra_thresholds,
+                require_reconciled,
+            };
+            let mut run = dosim::drive::merge::merge(&reports, &opts)?;
+            print!("{}", run.report.render_text());
+            if let Some(path) = json {
+                write(&path, &run.report.to_json())?;
+                if let Some(log) = run.hlog.take() {
+                    write(&path.with_extension("hlog"), &log)?;
+                }
+            }
+            if let Some(path) = markdown {
+                write(
+                    &path,
+                    &comparison_markdown(std::slice::from_ref(&run.report)),
+                )?;
+            }
+            if let Some(path) = csv {
+                write(&path, &comparison_csv(std::slice::from_ref(&run.report)))?;
+            }
+            let code = drive_exit(&run, false);
+            // A shard that stopped early (whatever stopped it) makes the merge incomplete.
+            Ok(match run.status {
+                dosim::drive::RunStatus::Interrupted(_) => {
+                    ExitCode::from(dosim::drive::EXIT_INCOMPLETE)
+                }
+                _ => code,
+            })
         }
         Command::Calibrate {
             local,

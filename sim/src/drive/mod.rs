@@ -47,6 +47,14 @@
 //!
 //! The keys of the `drive` block are documented in `sim/REPORT.md`.
 //!
+//! # Several processes
+//!
+//! `--shard I/N` ([`shard`]) drives the room objects `o mod N = I` of the same plan, so that
+//! N processes on N machines drive it together (`--start-at` starts them at one moment);
+//! each writes its counts in its report and its histograms in an HdrHistogram log, and
+//! [`merge`] adds them up and builds the one report of the whole plan with this module's
+//! builder (projection, thresholds, reconciliation and bill once, over the sum).
+//!
 //! # Usage lines
 //!
 //! The meter ([`crate::meter`]) bills what the driver counted: connects, Worker requests,
@@ -103,6 +111,7 @@
 pub mod client;
 mod cpu;
 pub mod local;
+pub mod merge;
 mod pacer;
 pub mod plan;
 pub mod reconcile;
@@ -563,9 +572,7 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(10);
 async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
     let scenario = inp.scenario;
     let strategy = inp.opts.strategy;
-    let started_at_unix_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let started_at_unix_ms = unix_ms_now();
     let ramp = ramp_length(&inp);
     plan_warnings(&mut inp);
     let ctx = Arc::new(context(&inp));
@@ -600,11 +607,19 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
     }
     .map(str::to_string);
     let split = inp.opts.shard.filter(|sh| sh.count > 1);
-    let reconciliation = if split.is_some() {
-        // The Worker's counters hold every shard's traffic: `dosim merge` reconciles.
-        None
-    } else {
-        stats_after(&mut inp, &ctx, stats_before.as_ref()).await
+    let after = read_stats_after(&mut inp, &ctx).await;
+    let reconciliation = match &after {
+        // The Worker's counters hold every shard's traffic: `dosim merge` reconciles, with
+        // the shards' reads before and after.
+        Some(_) if split.is_some() => None,
+        Some(a) => Some(reconcile_with(
+            strategy,
+            stats_before.as_ref(),
+            a,
+            &ctx.state().m,
+            &mut inp.warnings,
+        )),
+        None => None,
     };
     let status = match &stop {
         None => RunStatus::Complete,
@@ -628,6 +643,9 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
             stopped_during: stopped_during.clone(),
             stats_before: stats_before.clone(),
             stats_before_unix_ms: stats_before.as_ref().map(|_| started_at_unix_ms),
+            stats_after_unix_ms: after.as_ref().map(|a| a.unix_ms),
+            not_comparable: after.as_ref().and_then(|a| a.not_comparable.clone()),
+            stats_after: after.map(|a| a.stats),
             warnings: inp.warnings.clone(),
             nofile: inp.nofile,
             started_at_unix_ms,
@@ -748,12 +766,23 @@ fn plan_warnings(inp: &mut Input<'_>) {
             ));
         }
     }
-    if inp.plan.projection.window_arrivals < 20 {
-        inp.warnings.push(format!(
-            "only {} sessions of the plan arrive in the window: the session counts, the window's connects and the admission-wait latency rest on few samples (use --speedup or a longer --duration)",
-            inp.plan.projection.window_arrivals
-        ));
-    }
+    inp.warnings
+        .extend(few_arrivals(inp.plan.projection.window_arrivals));
+}
+
+/// How the warning about the lobby's storage rows begins (a reconciled merge says it again
+/// of the sum).
+const LOBBY_ROWS: &str = "the lobby wrote";
+
+/// How a warning about few arrivals in the window begins (a shard's own is left out of a
+/// merged report, which says it again of the whole plan).
+const FEW_ARRIVALS: &str = "sessions of the plan arrive in the window:";
+
+/// A warning when fewer than 20 sessions of the plan arrive in the window.
+fn few_arrivals(window_arrivals: u64) -> Option<String> {
+    (window_arrivals < 20).then(|| format!(
+        "only {window_arrivals} {FEW_ARRIVALS} the session counts, the window's connects and the admission-wait latency rest on few samples (use --speedup or a longer --duration)"
+    ))
 }
 
 /// The run's shared context: the rooms, which object hosts each, and the state every
@@ -872,13 +901,18 @@ async fn run_phases(
     out
 }
 
-/// The Worker's stats after the run, reconciled with the driver's counts (with a token,
-/// unless the target went away).
-async fn stats_after(
-    inp: &mut Input<'_>,
-    ctx: &Ctx,
-    before: Option<&Stats>,
-) -> Option<reconcile::Reconciliation> {
+/// The Worker's stats read after the run, and why differences cannot be judged, if so.
+pub(crate) struct After {
+    /// The stats document.
+    pub stats: Stats,
+    /// Unix ms when it was read (after the departures).
+    pub unix_ms: f64,
+    /// Sockets were closed without waiting for the Worker (after an interrupt): why.
+    pub not_comparable: Option<String>,
+}
+
+/// The Worker's stats after the run (with a token, unless the target went away).
+async fn read_stats_after(inp: &mut Input<'_>, ctx: &Ctx) -> Option<After> {
     if let Some(first) = ctx.first_server_error() {
         inp.warnings.push(format!(
             "the target answered an upgrade with {first} (the first such answer; drive.faults.upgrade_5xx counts them)"
@@ -911,30 +945,49 @@ async fn stats_after(
     } else {
         STATS_TIMEOUT
     };
-    let strategy = inp.opts.strategy;
-    match stats::fetch(&inp.target, strategy, &tok, timeout).await {
-        Ok(after) => {
-            let s = ctx.state();
-            let r = reconcile::reconcile(
-                strategy,
-                before,
-                &after,
-                &s.m.totals,
-                &s.m.per_object,
-                not_comparable.as_deref(),
-            );
-            let t = &s.m.totals;
-            let changes = t.admitted + t.queued_joins + t.left + t.abandoned + t.promoted;
-            drop(s);
-            report_lobby_rows(&after, before, changes, &mut inp.warnings);
-            Some(r)
-        }
+    match stats::fetch(&inp.target, inp.opts.strategy, &tok, timeout).await {
+        Ok(stats) => Some(After {
+            stats,
+            unix_ms: unix_ms_now(),
+            not_comparable,
+        }),
         Err(e) => {
             inp.warnings
                 .push(format!("stats after the run unavailable: {e}"));
             None
         }
     }
+}
+
+/// Reconcile what was measured (one run's, or the shards' added up) with the Worker's
+/// stats before and after; a lobby that wrote other storage rows than modelled is said in
+/// `warnings`.
+pub(crate) fn reconcile_with(
+    strategy: Strategy,
+    before: Option<&Stats>,
+    after: &After,
+    m: &state::Measured,
+    warnings: &mut Vec<String>,
+) -> reconcile::Reconciliation {
+    let r = reconcile::reconcile(
+        strategy,
+        before,
+        &after.stats,
+        &m.totals,
+        &m.per_object,
+        after.not_comparable.as_deref(),
+    );
+    let t = &m.totals;
+    let changes = t.admitted + t.queued_joins + t.left + t.abandoned + t.promoted;
+    report_lobby_rows(&after.stats, before, changes, warnings);
+    r
+}
+
+/// Now, in Unix ms.
+fn unix_ms_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn status_name(s: &RunStatus) -> &'static str {
@@ -1013,7 +1066,7 @@ fn report_lobby_rows(
         let rows = l.rows_written.saturating_sub(b);
         if rows != changes {
             warnings.push(format!(
-                "the lobby wrote {rows} storage rows during the run, where the driver saw {changes} changes of its state (joins admitted or queued, departures, promotions): the bill counts rows per change as the scenario says"
+                "{LOBBY_ROWS} {rows} storage rows during the run, where the driver saw {changes} changes of its state (joins admitted or queued, departures, promotions): the bill counts rows per change as the scenario says"
             ));
         }
     }

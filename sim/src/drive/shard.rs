@@ -127,7 +127,7 @@ pub fn canonical(s: &Scenario) -> (serde_json::Value, String) {
 /// Everything a shard counted, for the merge: the inputs of the drive's report builder
 /// besides the plan (which the merge rebuilds from the scenario) and the histograms (in the
 /// shard's log).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Raw {
     pub measured: Measured,
     pub samples: Samples,
@@ -143,6 +143,16 @@ pub(crate) struct Raw {
     pub stats_before: Option<Stats>,
     /// Unix ms when `stats_before` was read.
     pub stats_before_unix_ms: Option<f64>,
+    /// The Worker's stats read after the shard's departures (every shard's traffic in them
+    /// once the last shard has read them).
+    #[serde(default)]
+    pub stats_after: Option<Stats>,
+    /// Unix ms when `stats_after` was read.
+    #[serde(default)]
+    pub stats_after_unix_ms: Option<f64>,
+    /// Sockets were closed without waiting for the Worker (after an interrupt): why.
+    #[serde(default)]
+    pub not_comparable: Option<String>,
     pub warnings: Vec<String>,
     pub nofile: Option<u64>,
     pub started_at_unix_ms: f64,
@@ -171,7 +181,6 @@ pub(crate) fn write_hlog(h: &Hists, started: SystemTime, length: Duration, what:
 }
 
 /// The histograms of a shard's log, added up by tag. Errors say what is wrong with it.
-#[allow(dead_code)] // read by `dosim merge`, not yet built
 pub(crate) fn read_hlog(text: &[u8]) -> Result<Hists, String> {
     use base64::Engine as _;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};

@@ -168,14 +168,12 @@ pub(crate) struct Measured {
     pub covered_ns: u64,
 }
 
-#[allow(dead_code)] // read by `dosim merge`, not yet built
 fn add_map(a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>) {
     for (k, v) in b {
         *a.entry(k.clone()).or_default() += v;
     }
 }
 
-#[allow(dead_code)] // read by `dosim merge`, not yet built
 impl SessionTally {
     fn absorb(&mut self, o: &SessionTally) {
         self.started += o.started;
@@ -192,7 +190,6 @@ impl SessionTally {
     }
 }
 
-#[allow(dead_code)] // read by `dosim merge`, not yet built
 impl Hists {
     /// The histograms by name (the tags of a shard's HdrHistogram log), in a fixed order.
     pub(crate) fn named(&self) -> [(&'static str, &Latency); 9] {
@@ -226,7 +223,6 @@ impl Hists {
     }
 }
 
-#[allow(dead_code)] // read by `dosim merge`, not yet built
 impl Measured {
     /// Add what another shard of the same plan measured (other objects, same window):
     /// counts add up exactly; peaks and the time series' gauges are summed (the sum of the

@@ -416,6 +416,19 @@ impl DriveDetails {
     fn render_time(&self, o: &mut String) {
         let t = &self.time;
         let _ = writeln!(o, "\nDrive: {} · status {}", self.target, self.status);
+        if !self.merged_from.is_empty() {
+            let list: Vec<String> = self
+                .merged_from
+                .iter()
+                .map(|m| format!("{} {} ({})", m.shard, m.report, m.status))
+                .collect();
+            let _ = writeln!(
+                o,
+                "  merged from {}: {}",
+                crate::report::counted(self.merged_from.len() as u64, "shard", "shards"),
+                list.join(", ")
+            );
+        }
         if let Some(s) = &self.stopped {
             let _ = writeln!(
                 o,

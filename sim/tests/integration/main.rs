@@ -21,6 +21,9 @@ mod drive;
 mod drive_local;
 /// `wss://` targets: the client and the stats reader over TLS, a private CA via `--ca-cert`.
 mod drive_tls;
+/// `dosim merge`: four `drive --shard I/4` processes against one workerd merged, equal to one
+/// process driving the same plan; the histograms added exactly; bad sets of shards refused.
+mod merge;
 /// Behaviour of the platform model: socket caps, billing states, the lobby, overload.
 mod model;
 /// What a user reads: report headers, Markdown, sweep progress, `--help` examples.

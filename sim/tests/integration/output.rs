@@ -257,6 +257,7 @@ fn every_help_ends_with_examples_that_run_as_written() {
         "drive",
         "calibrate",
         "validate",
+        "merge",
         "cost",
         "pricing",
     ] {
@@ -310,6 +311,15 @@ fn every_help_ends_with_examples_that_run_as_written() {
             if sub == "calibrate" {
                 assert_eq!(out.status.code(), Some(2), "{line}: {err}");
                 assert!(err.contains("sharded:2000"), "{line}: {err}");
+                assert!(!err.contains("Usage:"), "{line}: {err}");
+            } else if sub == "merge" {
+                // Merging needs shards' reports: check that dosim takes the arguments and
+                // names the first report, which is not there.
+                assert_eq!(out.status.code(), Some(2), "{line}: {err}");
+                assert!(
+                    err.contains("shard-0.json: cannot be read"),
+                    "{line}: {err}"
+                );
                 assert!(!err.contains("Usage:"), "{line}: {err}");
             } else if sub == "drive" || sub == "validate" {
                 assert!(err.contains("no-such-scenario.toml"), "{line}: {err}");
