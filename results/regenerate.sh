@@ -78,6 +78,10 @@ for v in seed-phase0:1 seed-phase0:30 seed-scale:1 seed-scale:10; do
     --json "$out/validate-$scenario-x$speedup.json" --markdown "$out/validate-$scenario-x$speedup.md" \
     > "$out/validate-$scenario-x$speedup.txt" || [[ $? -eq 99 ]]
 done
+# Close to what one workerd thread serves: single only, 2 drives.
+"$dosim" validate scenarios/seed-scale.toml --local --strategies single --speedup 200 --repeats 2 \
+  --calibration scenarios/calibration-local.toml --json "$out/validate-seed-scale-x200.json" \
+  --markdown "$out/validate-seed-scale-x200.md" > "$out/validate-seed-scale-x200.txt" || [[ $? -eq 99 ]]
 
 # Measured drives against a local workerd (one minute of the busiest hour each).
 for strategy in single per-room sharded:4; do
