@@ -76,7 +76,8 @@ fn compare_writes_markdown_tables_not_a_text_block() {
         "**Seed:** 20241201",
         "**Prices:** cloudflare-",
         "**WebSocket API:** standard accept() sockets",
-        "**Figures:** simulated: discrete-event simulation",
+        // One line per strategy: each simulation states its own event count.
+        "**Figures:**\n  - `single`: simulated: discrete-event simulation of a 30d window",
         "**Monthly figures:**",
     ] {
         assert!(intro.contains(fact), "{fact} missing from\n{intro}");

@@ -109,15 +109,26 @@ fn the_error_message_reads_file_line_key() {
 #[test]
 fn every_shipped_scenario_is_valid() {
     let dir = crate::util::repo().join("scenarios");
-    let mut n = 0;
+    let (mut n, mut calibrations) = (0, 0);
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.lines().any(|l| l.trim() == "[calibration]") {
+                // A shipped calibration (`dosim calibrate` wrote it): valid as one.
+                dosim::calibration::Calibration::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+                calibrations += 1;
+                continue;
+            }
             Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
             n += 1;
         }
     }
     assert!(n >= 4, "expected the shipped scenarios, found {n}");
+    assert!(
+        calibrations >= 1,
+        "expected scenarios/calibration-local.toml"
+    );
 }
 
 #[test]
