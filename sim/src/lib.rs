@@ -51,6 +51,7 @@ pub mod calibration;
 pub mod chart;
 pub mod des;
 pub mod drive;
+pub mod empirical;
 pub mod error;
 pub mod events;
 pub mod footprint;
