@@ -393,8 +393,8 @@ pub fn simulated(s: Option<&Scenario>) -> String {
     }
 }
 
-/// `100 s (2 min)`, or `40 s` below 90 s.
-fn seconds(t: f64) -> String {
+/// A time in seconds for a reader: `100 s (2 min)`, or `40 s` below 90 s.
+pub fn seconds(t: f64) -> String {
     let t = t.ceil();
     if t < 90.0 {
         format!("{t:.0} s")

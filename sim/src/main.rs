@@ -645,10 +645,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
                 if !quiet {
                     eprintln!(
-                        "sweep --drive: {} drives after the simulation, estimated {} (budget {})",
+                        "sweep --drive: {} drives after the simulation, estimated {} (--drive-budget {})",
                         d.estimates.len(),
-                        dosim::footprint::duration(d.estimate_seconds()),
-                        dosim::footprint::duration(drive_budget.0 as f64 / 1e9)
+                        dosim::empirical::seconds(d.estimate_seconds()),
+                        dosim::empirical::seconds(drive_budget.0 as f64 / 1e9)
                     );
                 }
                 Some(d)

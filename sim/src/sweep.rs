@@ -671,7 +671,11 @@ impl Sweep {
             o,
             "{:>14}  {:<w$}{:>13}  {:>26}  {:>13}  {:>30}  {:>10}  {:>22}  {:>7}  status",
             "sessions/day",
-            if design { "line" } else { "strategy" },
+            if x_column || self.design.as_ref().is_some_and(|d| d.axes.len() > 1) {
+                "line"
+            } else {
+                "strategy"
+            },
             "USD/mo meas.",
             "simulated [95% CI]",
             "msg p99 meas.",
