@@ -1275,16 +1275,6 @@ impl Sweep {
                         Some((self.x_of(p), v / d, ci.map(|(a, b)| (a / d, b / d))))
                     })
                     .collect();
-                if points.is_empty() {
-                    continue;
-                }
-                let mut name = std::iter::once(g.strategy.to_string())
-                    .chain(g.rest.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join(" · ");
-                if !suffix.is_empty() {
-                    name = format!("{name} {suffix}");
-                }
                 let driven: Vec<crate::chart::ChartPoint> = g
                     .points
                     .iter()
@@ -1299,6 +1289,17 @@ impl Sweep {
                         Some((self.x_of(p), v / d, None))
                     })
                     .collect();
+                // A line without points still names the colour of its measured stars.
+                if points.is_empty() && driven.is_empty() {
+                    continue;
+                }
+                let mut name = std::iter::once(g.strategy.to_string())
+                    .chain(g.rest.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" · ");
+                if !suffix.is_empty() {
+                    name = format!("{name} {suffix}");
+                }
                 if !driven.is_empty() {
                     measured.push(crate::chart::Series {
                         name: format!("{name} {}", crate::chart::MEASURED_LABEL),
@@ -2231,6 +2232,110 @@ mod tests {
         // Without replications, no band.
         let plain = sweep(&[("single", [5.0, 5.0, 5.0])]).to_svg().unwrap();
         assert!(!plain.contains("<polygon"));
+    }
+
+    #[test]
+    fn measured_points_stand_beside_the_simulated_ones_in_every_output() {
+        let mut s = sweep(&[("single", [5.0, 5.0, 5.0]), ("per-room", [5.0, 9.0, 30.0])]);
+        s.drive = Some(crate::empirical::DriveDesign {
+            method: "driven".into(),
+            simulated: "simulated, calibrated from cal.toml".into(),
+            duration_seconds: 20.0,
+            speedup: 1.0,
+            drives: 6,
+            budget_seconds: 600.0,
+            estimate_seconds: 150.0,
+            elapsed_seconds: 130.0,
+        });
+        // Every point driven but the last.
+        let n = s.points.len();
+        for p in s.points.iter_mut().take(n - 1) {
+            p.measured = Some(crate::empirical::Measured {
+                monthly_total_usd: Some(p.monthly_total_usd * 1.5),
+                message_p99_ms: Some(4.0),
+                connect_p99_ms: Some(3.0),
+                rejection_rate: Some(0.0),
+                abandon_rate: Some(0.0),
+                sessions_arrived: 11,
+                sessions_carried: 200,
+                overload_errors: 0,
+                from: "day 0 21:00:00".into(),
+                duration_seconds: 20.0,
+                speedup: 1.0,
+                covered_scenario_seconds: 20.0,
+                status: "complete".into(),
+                reconciled: Some(true),
+                warnings: Vec::new(),
+                elapsed_seconds: 22.5,
+            });
+        }
+        let text = s.render_text();
+        assert!(text.contains("Measured figures: driven."), "{text}");
+        assert!(text.contains("Simulated figures: simulated, calibrated from cal.toml."));
+        let rows: Vec<&str> = text.lines().filter(|l| l.ends_with("complete")).collect();
+        assert_eq!(rows.len(), n - 1, "{text}");
+        assert!(
+            rows[3].contains("$13.50") && rows[3].contains("$9.00"),
+            "{text}"
+        );
+        let csv = s.to_csv();
+        assert!(
+            csv.lines().next().unwrap().ends_with(MEASURED_CSV_HEADER),
+            "{csv}"
+        );
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(",7.50,4,3,0.000000,0.000000,11,20,1,complete"),
+            "{csv}"
+        );
+        assert!(csv.trim_end().ends_with(",,,,,,,,,not driven"), "{csv}");
+        // The --svg chart: a star per driven point and the legend's, in the line's colour.
+        let svg = s.to_svg().unwrap();
+        assert!(svg.contains(crate::chart::MEASURED_LABEL), "{svg}");
+        let stars: Vec<(&str, &str)> = elements(&svg)
+            .into_iter()
+            .filter(|(tag, a)| {
+                *tag == "polygon"
+                    && attr(a, "points").is_some_and(|p| p.split_whitespace().count() == 10)
+            })
+            .collect();
+        assert_eq!(stars.len(), n - 1 + 1, "{svg}");
+        let blue = hex(SeriesStyle::of(0).colour);
+        assert_eq!(
+            stars
+                .iter()
+                .filter(|(_, a)| attr(a, "fill") == Some(&blue))
+                .count(),
+            3
+        );
+        // The report's charts: measured series after the lines, one legend entry for them.
+        for (name, svg) in s.charts().unwrap() {
+            if name == "cost-per-user" {
+                continue;
+            }
+            assert!(svg.contains(crate::chart::MEASURED_LABEL), "{name}");
+            assert_eq!(
+                svg.matches(crate::chart::MEASURED_LABEL).count(),
+                1,
+                "{name}"
+            );
+        }
+        let md = s.to_markdown(
+            "curve",
+            &crate::scenario::Scenario::parse(
+                "name = \"s\"\n[window]\nlength = \"1d\"\n[arrivals]\nsessions_per_day = 100\n",
+                std::path::Path::new("s.toml"),
+            )
+            .unwrap(),
+        );
+        assert!(
+            md.contains("6 drives in 130 s") || md.contains("6 drives in 2 min"),
+            "{md}"
+        );
+        assert!(md.contains("| $7.50 | 4.0 ms | 0.00% (of 11) |"), "{md}");
+        assert!(md.contains(" not driven | - | - |"), "{md}");
     }
 
     #[test]
