@@ -89,3 +89,14 @@ for strategy in single per-room sharded:4; do
   "$dosim" drive scenarios/seed-scale.toml --local --strategy "$strategy" --duration 60s --quiet \
     --json "$out/drive-seed-scale-$name.json" > "$out/drive-seed-scale-$name.txt"
 done
+
+# Measured points on a calibrated cost curve: a quick calibration, then every point of a small
+# sweep driven for 20 s on a fresh local workerd (about 4 minutes on 2 cores).
+"$dosim" calibrate --local --quick --strategies single,per-room \
+  --out "$out/seed-scale-sweep-drive-calibration.toml" > /dev/null
+"$dosim" sweep scenarios/seed-scale.toml --sessions-per-day 2000,8000 \
+  --strategies single,per-room,sharded:4 --hibernation false --drive --local --quiet \
+  --calibration "$out/seed-scale-sweep-drive-calibration.toml" \
+  --json "$out/seed-scale-sweep-drive-accept.json" --csv "$out/seed-scale-sweep-drive-accept.csv" \
+  --svg "$out/seed-scale-sweep-drive-accept.svg" --markdown "$out/seed-scale-sweep-drive-accept.md" \
+  > "$out/seed-scale-sweep-drive-accept.txt"

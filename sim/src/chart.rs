@@ -1,16 +1,21 @@
 //! Chart: one figure of a sweep as an SVG line chart — series of (x, y) points with optional
 //! 95% intervals drawn as bands and error bars, log axes where the range spans two decades
 //! or more, the legend beside the plot. The series' look (colour, marker, dash) is the cost
-//! curve's ([`crate::sweep`]).
+//! curve's ([`crate::sweep`]). Measured points (`sweep --drive`) are series of their own,
+//! drawn as filled stars without a line in the colour of the simulated line they stand
+//! beside, with one legend entry, [`MEASURED_LABEL`].
 
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor;
 
 use crate::sweep::{
-    wrap, ErrorBar, Mark, SeriesStyle, BAND_OPACITY, LEGEND_BORDER, LEGEND_MARGIN, LEGEND_WIDTH,
-    SVG_HEIGHT, SVG_WIDTH,
+    star_offset, wrap, ErrorBar, Mark, MeasuredMark, SeriesStyle, BAND_OPACITY, LEGEND_BORDER,
+    LEGEND_MARGIN, LEGEND_WIDTH, SVG_HEIGHT, SVG_WIDTH,
 };
+
+/// The legend entry of measured points.
+pub const MEASURED_LABEL: &str = "measured (local workerd)";
 
 /// One point of a series: x, y and, with replications, the 95% interval of y.
 pub type ChartPoint = (f64, f64, Option<(f64, f64)>);
@@ -22,6 +27,25 @@ pub struct Series {
     pub name: String,
     /// Its points, in x order.
     pub points: Vec<ChartPoint>,
+    /// A line or measured points.
+    pub kind: SeriesKind,
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeriesKind {
+    /// A line through its points with its own colour, marker and dash (the series' index
+    /// among the lines chooses them), a band and error bars where it has intervals, and a
+    /// legend entry of its own.
+    #[default]
+    Line,
+    /// Measured points: a filled star at each, no line, no band, in the colour of the line
+    /// `of` (its index in the chart's series, a [`SeriesKind::Line`]); the legend has one
+    /// entry for every measured series, [`MEASURED_LABEL`].
+    Measured {
+        /// The line it stands beside.
+        of: usize,
+    },
 }
 
 /// How the y axis' labels are written.
@@ -95,7 +119,7 @@ macro_rules! draw_on {
             .y_label_formatter(&|y| label(unit, *y, $small))
             .draw()
             .map_err(|e| plot_err(&e))?;
-        for (i, s) in $self.series.iter().enumerate() {
+        for (i, s) in $self.lines() {
             let band: Vec<(f64, f64, f64)> = s
                 .points
                 .iter()
@@ -113,7 +137,7 @@ macro_rules! draw_on {
                     .map_err(|e| plot_err(&e))?;
             }
         }
-        for (i, s) in $self.series.iter().enumerate() {
+        for (i, s) in $self.lines() {
             let style = SeriesStyle::of(i);
             chart
                 .draw_series(s.points.iter().filter_map(|&(x, _, ci)| {
@@ -136,10 +160,38 @@ macro_rules! draw_on {
                 .draw_series(line.into_iter().map(|at| Mark { at, style }))
                 .map_err(|e| plot_err(&e))?;
         }
+        // Measured points last, on top of every line, side by side where they coincide.
+        let measured: Vec<(usize, &Series)> = $self
+            .series
+            .iter()
+            .filter_map(|s| match s.kind {
+                SeriesKind::Measured { of } => Some((of, s)),
+                SeriesKind::Line => None,
+            })
+            .collect();
+        for (j, &(of, s)) in measured.iter().enumerate() {
+            let colour = SeriesStyle::of(of).colour;
+            let dx = star_offset(j, measured.len());
+            chart
+                .draw_series(s.points.iter().map(|&(x, y, _)| MeasuredMark {
+                    at: (x, y),
+                    colour,
+                    dx,
+                }))
+                .map_err(|e| plot_err(&e))?;
+        }
     }};
 }
 
 impl Chart {
+    /// The lines (not the measured series) with their index, which chooses their look.
+    fn lines(&self) -> impl Iterator<Item = (usize, &Series)> {
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.kind == SeriesKind::Line)
+    }
+
     /// Whether the x axis is logarithmic (its values span [`LOG_RATIO`] or more).
     pub fn log_x(&self) -> bool {
         log_range(
@@ -233,8 +285,12 @@ impl Chart {
         DB::ErrorType: 'static,
     {
         let note: Vec<String> = self.note.iter().flat_map(|l| wrap(l, 30)).collect();
-        let names: Vec<String> = self.series.iter().map(|s| s.name.clone()).collect();
-        draw_legend(side, &names, &note, 26, 14)
+        let names: Vec<(usize, String)> = self.lines().map(|(i, s)| (i, s.name.clone())).collect();
+        let measured = self
+            .series
+            .iter()
+            .any(|s| matches!(s.kind, SeriesKind::Measured { .. }));
+        draw_legend(side, &names, measured, &note, 26, 14)
     }
 }
 
@@ -260,11 +316,14 @@ fn bounds(v: &[f64]) -> (f64, f64) {
     }
 }
 
-/// The legend beside a plot: one row per series (its line, dash and marker, then its name,
-/// `row` pixels apart in a `font_px` font), then the note's lines in a smaller font.
+/// The legend beside a plot: one row per line (its line, dash and marker — those of
+/// [`SeriesStyle::of`] its index —, then its name, `row` pixels apart in a `font_px` font),
+/// with `measured` a row for measured points (a star, [`MEASURED_LABEL`]), then the note's
+/// lines in a smaller font.
 pub(crate) fn draw_legend<DB: DrawingBackend>(
     side: &DrawingArea<DB, plotters::coord::Shift>,
-    names: &[String],
+    names: &[(usize, String)],
+    measured: bool,
     note: &[String],
     row: i32,
     font_px: u32,
@@ -273,7 +332,8 @@ where
     DB::ErrorType: 'static,
 {
     let (x0, y0) = (LEGEND_MARGIN, 40);
-    let height = 16 + row * names.len() as i32 + 20 * note.len() as i32;
+    let rows = names.len() as i32 + i32::from(measured);
+    let height = 16 + row * rows + 20 * note.len() as i32;
     let box_width = LEGEND_WIDTH as i32 - 2 * LEGEND_MARGIN;
     side.draw(&Rectangle::new(
         [(x0, y0), (x0 + box_width, y0 + height)],
@@ -282,9 +342,9 @@ where
     .map_err(|e| plot_err(&e))?;
     let font = ("sans-serif", font_px).into_font();
     let left = text_anchor::Pos::new(text_anchor::HPos::Left, text_anchor::VPos::Center);
-    for (i, name) in names.iter().enumerate() {
-        let style = SeriesStyle::of(i);
-        let y = y0 + 22 + row * i as i32;
+    for (j, (i, name)) in names.iter().enumerate() {
+        let style = SeriesStyle::of(*i);
+        let y = y0 + 22 + row * j as i32;
         let (a, b) = ((x0 + 10, y), (x0 + 50, y));
         let stroke = style.colour.stroke_width(style.width);
         match style.dash {
@@ -305,9 +365,24 @@ where
         .map_err(|e| plot_err(&e))?;
     }
     let small = ("sans-serif", 13).into_font();
+    if measured {
+        let y = y0 + 22 + row * names.len() as i32;
+        side.draw(&MeasuredMark {
+            at: (x0 + 22, y),
+            colour: BLACK,
+            dx: 0,
+        })
+        .map_err(|e| plot_err(&e))?;
+        side.draw(&Text::new(
+            MEASURED_LABEL.to_string(),
+            (x0 + 38, y),
+            small.color(&BLACK).pos(left),
+        ))
+        .map_err(|e| plot_err(&e))?;
+    }
     let top = text_anchor::Pos::new(text_anchor::HPos::Left, text_anchor::VPos::Top);
     for (j, l) in note.iter().enumerate() {
-        let y = y0 + 8 + row * names.len() as i32 + 20 * j as i32;
+        let y = y0 + 8 + row * rows + 20 * j as i32;
         side.draw(&Text::new(
             l.clone(),
             (x0 + 10, y),
@@ -335,6 +410,7 @@ mod tests {
                     (5000.0, ys[1], None),
                     (100_000.0, ys[2], Some((ys[2] * 0.9, ys[2] * 1.1))),
                 ],
+                kind: SeriesKind::Line,
             }],
             note: vec!["a note".into()],
         }

@@ -27,6 +27,9 @@
 //! 6. [`replicate`] repeats a simulated run under independent seeds, in parallel and
 //!    deterministically, and reports each headline figure as a mean with a 95% confidence
 //!    interval ([`interval`]).
+//! 7. [`sweep`] runs it at several loads (the cost curve); with `--drive --local`,
+//!    [`empirical`] also drives every point on a fresh local workerd ([`drive`]) and puts the
+//!    measured figures beside the simulated ones.
 //!
 //! # Example
 //!
@@ -51,6 +54,7 @@ pub mod calibration;
 pub mod chart;
 pub mod des;
 pub mod drive;
+pub mod empirical;
 pub mod error;
 pub mod events;
 pub mod footprint;

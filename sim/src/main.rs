@@ -122,6 +122,38 @@ enum Command {
         /// NAME-cost-per-user.svg, NAME-p99.svg, NAME-refused.svg).
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Also drive every point under every strategy over real WebSockets on a fresh local
+        /// workerd (needs --local), after the simulation, one drive after another: the
+        /// measured monthly bill, message p99 and rejections beside the simulated curve and
+        /// its 95% band (5 replications unless --replications or --precision says).
+        #[arg(long)]
+        drive: bool,
+        /// With --drive: run the Worker on a local workerd (127.0.0.1), a fresh one per drive.
+        #[arg(long, requires = "drive")]
+        local: bool,
+        /// With --drive: the Worker's folder (default: workers/ found from here).
+        #[arg(long, requires = "drive")]
+        workers: Option<PathBuf>,
+        /// With --drive: real length of each drive's window, from the busiest hour.
+        #[arg(
+            long,
+            requires = "drive",
+            default_value = "20s",
+            value_name = "DURATION"
+        )]
+        drive_duration: Dur,
+        /// With --drive: scenario seconds per real second (compresses the plan's times).
+        #[arg(long, requires = "drive", default_value_t = 1.0)]
+        speedup: f64,
+        /// With --drive: refuse (before simulating) a sweep whose drives are estimated to
+        /// take longer than this (points × strategies × (window + ramp + ~3 s)).
+        #[arg(
+            long,
+            requires = "drive",
+            default_value = "10m",
+            value_name = "DURATION"
+        )]
+        drive_budget: Dur,
         /// No progress bar (it is only shown when standard error is a terminal).
         #[arg(long)]
         quiet: bool,
@@ -495,6 +527,10 @@ impl Replicate {
     }
 }
 
+/// Replications of each simulated point of `sweep --drive` when none are asked for: enough
+/// for a 95% band beside the measured points.
+const DRIVE_REPLICATIONS: usize = 5;
+
 /// Exit code for bad input (scenario, usage file, arguments).
 const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code when a threshold failed (as k6 does).
@@ -574,7 +610,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             svg,
             markdown,
             quiet,
+            drive,
+            local,
+            workers,
+            drive_duration,
+            speedup,
+            drive_budget,
         } => {
+            if drive && !local {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "sweep --drive needs --local: each point is driven on a fresh local \
+                         workerd (127.0.0.1); to measure a deployed Worker, run `dosim drive \
+                         --target URL` at one load at a time",
+                    )
+                    .exit();
+            }
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let mut axes = Vec::new();
             if !sessions_per_day.is_empty() {
@@ -608,7 +660,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     announce(&s, &strategies, &format!("at {}: ", at.join(", ")));
                 }
             }
+            let mut replicate = replicate;
+            if drive && replicate.replications.is_none() && replicate.precision.is_none() {
+                // The measured points need the simulated band to stand beside.
+                replicate.replications = Some(DRIVE_REPLICATIONS);
+            }
             let plan = replicate.plan()?;
+            // The drives are checked and estimated before anything is simulated.
+            let drives = if drive {
+                dosim::drive::local::find_workers_dir(workers.as_deref())?;
+                let d = dosim::empirical::Plan::new(
+                    dosim::sweep::point_scenarios(&scenario, &design, &strategies)?,
+                    &strategies,
+                    dosim::empirical::Options {
+                        drive: dosim::drive::Options {
+                            local,
+                            workers,
+                            duration: Duration::from_nanos(drive_duration.0),
+                            speedup,
+                            progress: !quiet,
+                            ..dosim::drive::Options::default()
+                        },
+                        budget: Duration::from_nanos(drive_budget.0),
+                    },
+                )?;
+                if !quiet {
+                    eprintln!(
+                        "sweep --drive: {} drives after the simulation, estimated {} (--drive-budget {})",
+                        d.estimates.len(),
+                        dosim::empirical::seconds(d.estimate_seconds()),
+                        dosim::empirical::seconds(drive_budget.0 as f64 / 1e9)
+                    );
+                }
+                Some(d)
+            } else {
+                None
+            };
             let bar = sweep_progress_bar(quiet);
             let sweep = dosim::sweep::run(
                 &scenario,
@@ -633,7 +720,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
-            let sweep = sweep?;
+            let mut sweep = sweep?;
+            let mut status = dosim::drive::RunStatus::Complete;
+            if let Some(d) = &drives {
+                status = d.drive(&mut sweep, &pricing, &extra, &mut |e| {
+                    if quiet {
+                        return;
+                    }
+                    match e {
+                        dosim::empirical::Event::Start {
+                            index,
+                            total,
+                            load,
+                            strategy,
+                            estimate_seconds,
+                        } => eprintln!(
+                            "sweep --drive {index}/{total}: {} sessions/day · {strategy} on a fresh local workerd (~{})",
+                            dosim::report::human_count(load.round()),
+                            dosim::footprint::duration(estimate_seconds)
+                        ),
+                        dosim::empirical::Event::Done {
+                            index,
+                            total,
+                            measured: m,
+                        } => eprintln!(
+                            "sweep --drive {index}/{total}: {} in {:.1} s: measured {}/month, message p99 {}, {} of {} arriving sessions rejected",
+                            m.status,
+                            m.elapsed_seconds,
+                            m.monthly_total_usd.map_or("no bill".into(), |v| format!("${v:.2}")),
+                            m.message_p99_ms.map_or("-".into(), |v| format!("{v:.1} ms")),
+                            m.rejection_rate.map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+                            m.sessions_arrived
+                        ),
+                    }
+                })?;
+            }
             print!("{}", sweep.render_text());
             if let Some(path) = json {
                 write(&path, &(serde_json::to_string_pretty(&sweep)? + "\n"))?;
@@ -655,7 +776,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 write(&path, &sweep.to_markdown(&stem, &scenario))?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(match status {
+                dosim::drive::RunStatus::Complete => ExitCode::SUCCESS,
+                dosim::drive::RunStatus::TargetDown(why) => {
+                    eprintln!("error: a drive stopped early: {why}");
+                    ExitCode::from(dosim::drive::EXIT_INCOMPLETE)
+                }
+                dosim::drive::RunStatus::Interrupted(why) => {
+                    eprintln!("error: the drives were interrupted: {why}");
+                    ExitCode::from(dosim::drive::EXIT_INTERRUPTED)
+                }
+            })
         }
         Command::Drive {
             scenario,

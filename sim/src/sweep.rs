@@ -55,6 +55,10 @@ pub struct SweepPoint {
     /// the busiest hour (Little's law, [`crate::vary::concurrent_users`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, f64>,
+    /// With `--drive --local`: what driving this point's scenario on a local workerd
+    /// measured ([`crate::empirical`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<crate::empirical::Measured>,
 }
 
 /// The figures a sweep point keeps over replications, as threshold metric names: the bill,
@@ -96,6 +100,10 @@ pub struct Sweep {
     /// With `--vary`, `--scale`, `--window` or `--markdown`: how the points were made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub design: Option<SweepDesign>,
+    /// With `--drive --local`: how the points were driven, and how the simulated figures
+    /// beside the measured ones were obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drive: Option<crate::empirical::DriveDesign>,
     /// Every point, loads in the order given, strategies in the order given.
     pub points: Vec<SweepPoint>,
 }
@@ -211,24 +219,8 @@ pub fn run(
     on_progress: &(dyn Fn(Progress) + Sync),
 ) -> crate::Result<Sweep> {
     use crate::vary;
-    vary::check_axes(&design.axes)?;
     let grid = vary::grid(&design.axes);
-    // Every point is made and checked before the first runs, so a bad value fails at once.
-    let scenarios = grid
-        .iter()
-        .map(|values| {
-            let s = vary::apply_with(
-                scenario,
-                &design.fixed,
-                &design.axes,
-                values,
-                design.scale,
-                design.window,
-            )?;
-            crate::des::check_footprint(&s, strategies)?;
-            Ok(s)
-        })
-        .collect::<crate::Result<Vec<Scenario>>>()?;
+    let scenarios = point_scenarios(scenario, design, strategies)?;
     // The window check: the middle point with the scenario's own window.
     let check = match (design.check_window, design.window.length()) {
         (true, Some(len)) if len != scenario.window.length && !grid.is_empty() => {
@@ -392,8 +384,36 @@ pub fn run(
         method,
         replications,
         design: design_out,
+        drive: None,
         points,
     })
+}
+
+/// The scenario of every point of `design`'s grid, in the grid's order, as [`run`] simulates
+/// them (scaled, varied and set; each checked for its footprint under `strategies`). Every
+/// point is made and checked before any runs, so a bad value fails at once.
+pub fn point_scenarios(
+    scenario: &Scenario,
+    design: &Design,
+    strategies: &[Strategy],
+) -> crate::Result<Vec<Scenario>> {
+    use crate::vary;
+    vary::check_axes(&design.axes)?;
+    vary::grid(&design.axes)
+        .iter()
+        .map(|values| {
+            let s = vary::apply_with(
+                scenario,
+                &design.fixed,
+                &design.axes,
+                values,
+                design.scale,
+                design.window,
+            )?;
+            crate::des::check_footprint(&s, strategies)?;
+            Ok(s)
+        })
+        .collect()
 }
 
 /// (projected − full) ÷ full of each usage line that is not zero in `full`.
@@ -504,6 +524,7 @@ fn point(load: f64, r: &Report) -> SweepPoint {
         abandon_rate: share(r.sessions.abandoned, r.sessions.arrived),
         overload_errors: r.usage.overload_errors,
         values: BTreeMap::new(),
+        measured: None,
         replications: r.replications.as_ref().map(|b| PointReplications {
             count: b.count,
             precision_met: b.precision.as_ref().map(|p| p.met),
@@ -561,8 +582,16 @@ impl Sweep {
             self.websocket_api.describe(),
             self.method
         );
+        if let Some(d) = &self.drive {
+            let _ = writeln!(
+                o,
+                "Measured figures: {}.\nSimulated figures: {}.\n",
+                d.method, d.simulated
+            );
+        }
         if let Some(how) = &self.replications {
             self.render_replicated(&mut o, how);
+            self.render_measured(&mut o);
             return o;
         }
         if self.design.is_some() {
@@ -618,7 +647,90 @@ impl Sweep {
                 p.overload_errors
             );
         }
+        self.render_measured(&mut o);
         o
+    }
+
+    /// With `--drive`: a table of every point's measured figures beside the simulated ones
+    /// (the mean and its 95% interval over the replications).
+    fn render_measured(&self, o: &mut String) {
+        let Some(d) = &self.drive else { return };
+        let design = self.design.is_some();
+        // The first axis gets a column of its own unless it is the load.
+        let x_column = design && self.x_key() != Some("arrivals.sessions_per_day");
+        let w = if design { 26 } else { 14 };
+        let _ = writeln!(
+            o,
+            "\nMeasured on a local workerd ({:.0} s window at the busiest hour{}, projected onto the month) beside the simulation (mean [95% interval] over the replications); {} drives in {}:",
+            d.duration_seconds,
+            if d.speedup == 1.0 {
+                String::new()
+            } else {
+                format!(", ×{} speed-up", d.speedup)
+            },
+            d.drives,
+            crate::footprint::duration(d.elapsed_seconds)
+        );
+        if x_column {
+            let _ = write!(o, "{:>12}  ", self.x_head());
+        }
+        let _ = writeln!(
+            o,
+            "{:>14}  {:<w$}{:>13}  {:>26}  {:>13}  {:>30}  {:>10}  {:>22}  {:>7}  status",
+            "sessions/day",
+            if x_column || self.design.as_ref().is_some_and(|d| d.axes.len() > 1) {
+                "line"
+            } else {
+                "strategy"
+            },
+            "USD/mo meas.",
+            "simulated [95% CI]",
+            "msg p99 meas.",
+            "simulated [95% CI]",
+            "rej. meas.",
+            "simulated [95% CI]",
+            "arrived",
+        );
+        let usd = |v: f64| format!("${v:.2}");
+        let ms = |v: f64| format!("{v:.1} ms");
+        let pct = |v: f64| format!("{:.1}%", v * 100.0);
+        for p in &self.points {
+            let Some(m) = &p.measured else { continue };
+            let sim = |metric: &str, f: &dyn Fn(f64) -> String| match Self::value(p, metric) {
+                None => "-".to_string(),
+                Some((v, None)) => f(v),
+                Some((v, Some((lo, hi)))) => format!("{} [{}, {}]", f(v), f(lo), f(hi)),
+            };
+            let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".into(), f);
+            if x_column {
+                let _ = write!(o, "{:>12}  ", self.x_cell(p));
+            }
+            let (load, line) = if design {
+                (
+                    crate::report::human_count(p.sessions_per_day.round()),
+                    self.line_of(p),
+                )
+            } else {
+                (
+                    crate::report::human_count(p.sessions_per_day),
+                    p.strategy.clone(),
+                )
+            };
+            let _ = writeln!(
+                o,
+                "{:>14}  {:<w$}{:>13}  {:>26}  {:>13}  {:>30}  {:>10}  {:>22}  {:>7}  {}",
+                load,
+                line,
+                opt(m.monthly_total_usd, &usd),
+                sim("monthly_cost_usd", &usd),
+                opt(m.message_p99_ms, &ms),
+                sim("message.p99", &ms),
+                opt(m.rejection_rate, &pct),
+                sim("rejection_rate", &pct),
+                m.sessions_arrived,
+                m.status
+            );
+        }
     }
 
     /// The table of a replicated sweep: each figure as `mean ± half-width` over the point's
@@ -685,6 +797,10 @@ impl Sweep {
         if replicated {
             o.push_str(&crate::report::replication_csv_header(&SWEEP_FIGURES));
         }
+        let driven = self.drive.is_some();
+        if driven {
+            o.push_str(MEASURED_CSV_HEADER);
+        }
         o.push('\n');
         for p in &self.points {
             let _ = write!(
@@ -710,6 +826,29 @@ impl Sweep {
                     r.map(|r| &r.figures),
                     &SWEEP_FIGURES,
                 ));
+            }
+            if driven {
+                let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+                match &p.measured {
+                    Some(m) => {
+                        let _ = write!(
+                            o,
+                            ",{},{},{},{},{},{},{},{},{}",
+                            m.monthly_total_usd
+                                .map_or(String::new(), |v| format!("{v:.2}")),
+                            num(m.message_p99_ms),
+                            num(m.connect_p99_ms),
+                            m.rejection_rate
+                                .map_or(String::new(), |v| format!("{v:.6}")),
+                            m.abandon_rate.map_or(String::new(), |v| format!("{v:.6}")),
+                            m.sessions_arrived,
+                            m.duration_seconds,
+                            m.speedup,
+                            csv_field(&m.status)
+                        );
+                    }
+                    None => o.push_str(",,,,,,,,,not driven"),
+                }
             }
             o.push('\n');
         }
@@ -802,7 +941,10 @@ impl Sweep {
                 .iter()
                 .map(|p| {
                     let high = Self::bill_interval(p).and_then(|i| i.high);
-                    high.unwrap_or(0.0).max(Self::bill_at(p))
+                    let measured = p.measured.as_ref().and_then(|m| m.monthly_total_usd);
+                    high.unwrap_or(0.0)
+                        .max(Self::bill_at(p))
+                        .max(measured.unwrap_or(0.0))
                 })
                 .fold(1.0, f64::max)
                 * 1.1;
@@ -878,6 +1020,21 @@ impl Sweep {
                     .draw_series(line.into_iter().map(|at| Mark { at, style }))
                     .map_err(|e| plot_err(&e))?;
             }
+            // The measured bills (`--drive`) on top, each in its strategy's colour.
+            for (i, s) in strategies.iter().enumerate() {
+                let colour = SeriesStyle::of(i).colour;
+                let dx = star_offset(i, strategies.len());
+                chart
+                    .draw_series(loads.iter().filter_map(|&l| {
+                        let m = self.at(l, s)?.measured.as_ref()?.monthly_total_usd?;
+                        Some(MeasuredMark {
+                            at: (l, m),
+                            colour,
+                            dx,
+                        })
+                    }))
+                    .map_err(|e| plot_err(&e))?;
+            }
 
             // The legend, beside the plot so that it covers nothing.
             let groups = self.coinciding();
@@ -895,13 +1052,41 @@ impl Sweep {
                     30,
                 ));
             }
-            let names: Vec<String> = strategies.iter().map(|s| s.to_string()).collect();
-            crate::chart::draw_legend(&side, &names, &note_lines, 28, 15)?;
+            if let Some(d) = &self.drive {
+                note_lines.extend(wrap(&measured_note(d), 30));
+            }
+            let names: Vec<(usize, String)> = strategies
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.to_string()))
+                .collect();
+            let measured = self.points.iter().any(|p| {
+                p.measured
+                    .as_ref()
+                    .is_some_and(|m| m.monthly_total_usd.is_some())
+            });
+            crate::chart::draw_legend(&side, &names, measured, &note_lines, 28, 15)?;
             root.present().map_err(|e| plot_err(&e))?;
         }
         Ok(svg)
     }
 }
+
+/// The charts' note on measured points: where they come from.
+fn measured_note(d: &crate::empirical::DriveDesign) -> String {
+    format!(
+        "Stars: measured on a local workerd, {:.0} s at the busiest hour{}, projected onto the month; in their line's colour",
+        d.duration_seconds,
+        if d.speedup == 1.0 {
+            String::new()
+        } else {
+            format!(" (×{})", d.speedup)
+        }
+    )
+}
+
+/// The CSV columns `sweep --drive` adds, after the replication columns.
+pub const MEASURED_CSV_HEADER: &str = ",measured_monthly_total_usd,measured_message_p99_ms,measured_connect_p99_ms,measured_rejection_rate,measured_abandon_rate,measured_sessions_arrived,measured_window_seconds,measured_speedup,measured_status";
 
 /// A message p99 beyond which an object counts as saturated (besides overload errors), ms.
 pub const SATURATION_P99_MS: f64 = 500.0;
@@ -954,6 +1139,9 @@ impl Sweep {
 
     fn x_desc(&self) -> String {
         match self.x_key() {
+            None | Some("arrivals.sessions_per_day") if self.drive.is_some() => {
+                "sessions per day (simulated and driven)".into()
+            }
             None | Some("arrivals.sessions_per_day") => "sessions per day (simulated)".into(),
             Some(crate::vary::CONCURRENT_USERS) => {
                 "concurrent users at the busiest hour (Little's law)".into()
@@ -1031,6 +1219,17 @@ impl Sweep {
         }
     }
 
+    /// A figure of a point's measured run, as [`Sweep::value`] names them.
+    fn measured_value(m: &crate::empirical::Measured, metric: &str) -> Option<f64> {
+        match metric {
+            "monthly_cost_usd" => m.monthly_total_usd,
+            "message.p99" => m.message_p99_ms,
+            "rejection_rate" => m.rejection_rate,
+            "abandon_rate" => m.abandon_rate,
+            _ => None,
+        }
+    }
+
     /// Whether `p` is saturated: overload errors, a message p99 beyond
     /// [`SATURATION_P99_MS`], or more than 1 percentage point more sessions rejected than the
     /// strategy that rejects fewest at the same point (`least_rejected`) — so that a limit of
@@ -1066,6 +1265,7 @@ impl Sweep {
         note: Vec<String>,
     ) -> crate::chart::Chart {
         let mut series = Vec::new();
+        let mut measured = Vec::new();
         for g in self.groups() {
             for (metric, suffix) in lines {
                 let points: Vec<crate::chart::ChartPoint> = g
@@ -1082,7 +1282,22 @@ impl Sweep {
                         Some((self.x_of(p), v / d, ci.map(|(a, b)| (a / d, b / d))))
                     })
                     .collect();
-                if points.is_empty() {
+                let driven: Vec<crate::chart::ChartPoint> = g
+                    .points
+                    .iter()
+                    .filter_map(|p| {
+                        let v = Self::measured_value(p.measured.as_ref()?, metric)?;
+                        let users = p.values.get(crate::vary::CONCURRENT_USERS).copied();
+                        let d = if per_user {
+                            users.filter(|&u| u > 0.0)?
+                        } else {
+                            1.0
+                        };
+                        Some((self.x_of(p), v / d, None))
+                    })
+                    .collect();
+                // A line without points still names the colour of its measured stars.
+                if points.is_empty() && driven.is_empty() {
                     continue;
                 }
                 let mut name = std::iter::once(g.strategy.to_string())
@@ -1092,12 +1307,28 @@ impl Sweep {
                 if !suffix.is_empty() {
                     name = format!("{name} {suffix}");
                 }
-                series.push(crate::chart::Series { name, points });
+                if !driven.is_empty() {
+                    measured.push(crate::chart::Series {
+                        name: format!("{name} {}", crate::chart::MEASURED_LABEL),
+                        points: driven,
+                        kind: crate::chart::SeriesKind::Measured { of: series.len() },
+                    });
+                }
+                series.push(crate::chart::Series {
+                    name,
+                    points,
+                    kind: crate::chart::SeriesKind::Line,
+                });
             }
         }
+        // Measured points after every line, so that the lines keep their looks.
+        series.extend(measured);
         let mut note = note;
         if self.replications.is_some() {
             note.push("Lines: the mean; bands and bars: 95% CI over the replications".into());
+        }
+        if let Some(d) = &self.drive {
+            note.push(measured_note(d));
         }
         crate::chart::Chart {
             title: format!("{title}: {} · prices {}", self.scenario, self.pricing),
@@ -1119,6 +1350,17 @@ impl Sweep {
             WebSocketApi::Accept => "accept() sockets unless a line says Hibernation",
         };
         let refused = self.points.iter().any(|p| p.abandon_rate > 0.0);
+        let (cost_y, p99_y) = if self.drive.is_some() {
+            (
+                "USD per month (lines simulated, stars measured; projected)",
+                "per-recipient message p99 (lines simulated, stars measured)",
+            )
+        } else {
+            (
+                "USD per month (simulated, projected)",
+                "per-recipient message p99 (simulated)",
+            )
+        };
         let refused_lines: &[(&str, &str)] = if refused {
             &[("rejection_rate", "rejected"), ("abandon_rate", "gave up")]
         } else {
@@ -1129,7 +1371,7 @@ impl Sweep {
                 "cost",
                 self.chart(
                     "Monthly bill",
-                    "USD per month (simulated, projected)",
+                    cost_y,
                     Unit::Usd,
                     &[("monthly_cost_usd", "")],
                     false,
@@ -1151,7 +1393,7 @@ impl Sweep {
                 "p99",
                 self.chart(
                     "Message p99",
-                    "per-recipient message p99 (simulated)",
+                    p99_y,
                     Unit::Ms,
                     &[("message.p99", "")],
                     false,
@@ -1194,6 +1436,23 @@ impl Sweep {
         );
         if let Some(how) = &self.replications {
             let _ = writeln!(o, "{how}\n");
+        }
+        if let Some(d) = &self.drive {
+            let _ = writeln!(
+                o,
+                "Measured beside the simulation by `dosim sweep --drive --local`: every point under every strategy driven for a window of {:.0} s of real time at the busiest hour{} on a fresh local workerd ({} drives in {}, estimated {}, budget {}). Measured figures: {}. Simulated figures: {}. The charts draw the measured points as stars in the colour of their strategy's line.\n",
+                d.duration_seconds,
+                if d.speedup == 1.0 {
+                    String::new()
+                } else {
+                    format!(" (×{} speed-up)", d.speedup)
+                },
+                d.drives,
+                crate::footprint::duration(d.elapsed_seconds),
+                crate::footprint::duration(d.estimate_seconds),
+                crate::footprint::duration(d.budget_seconds),
+                d.method, d.simulated
+            );
         }
         if let Some(d) = &self.design {
             for a in &d.axes {
@@ -1425,8 +1684,22 @@ impl Sweep {
             let _ = writeln!(o, "![{what}]({stem}-{name}.svg)\n");
         }
         let _ = writeln!(o, "## Points\n");
-        let _ = writeln!(o, "| {} | line | USD/month | USD/user | message p99 | rejected | gave up | overload errors |", self.x_desc());
-        let _ = writeln!(o, "|---:|---|---:|---:|---:|---:|---:|---:|");
+        let driven = self.drive.is_some();
+        let _ = writeln!(
+            o,
+            "| {} | line | USD/month | USD/user | message p99 | rejected | gave up | overload errors |{}",
+            self.x_desc(),
+            if driven {
+                " measured USD/month | measured message p99 | measured rejected (of arrived) |"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            o,
+            "|---:|---|---:|---:|---:|---:|---:|---:|{}",
+            if driven { "---:|---:|---:|" } else { "" }
+        );
         for g in self.groups() {
             let line = std::iter::once(g.strategy.to_string())
                 .chain(g.rest.iter().cloned())
@@ -1439,9 +1712,24 @@ impl Sweep {
                     .get(crate::vary::CONCURRENT_USERS)
                     .filter(|&&u| u > 0.0)
                     .map_or("-".into(), |u| format!("${:.4}", bill / u));
+                let measured = match (driven, &p.measured) {
+                    (false, _) => String::new(),
+                    (true, None) => " not driven | - | - |".into(),
+                    (true, Some(m)) => format!(
+                        " {} | {} | {} |",
+                        m.monthly_total_usd.map_or("-".into(), usd),
+                        m.message_p99_ms
+                            .map_or("-".into(), |v| format!("{v:.1} ms")),
+                        m.rejection_rate.map_or("-".into(), |v| format!(
+                            "{:.2}% (of {})",
+                            v * 100.0,
+                            m.sessions_arrived
+                        ))
+                    ),
+                };
                 let _ = writeln!(
                     o,
-                    "| {} | {line} | {} | {per_user} | {} | {:.2}% | {:.2}% | {} |",
+                    "| {} | {line} | {} | {per_user} | {} | {:.2}% | {:.2}% | {} |{measured}",
                     fx(self.x_of(p)),
                     usd(bill),
                     p.message_p99_ms
@@ -1568,6 +1856,63 @@ impl<C, DB: DrawingBackend> Drawable<DB> for Mark<C> {
     }
 }
 
+/// A measured point (`sweep --drive`): a filled five-pointed star in `colour` with a black
+/// outline, larger than every line's marker, so that it shows on its own line; `dx` pixels
+/// right of its point, so that the stars of several strategies at one value stay apart.
+pub(crate) struct MeasuredMark<C> {
+    pub(crate) at: C,
+    pub(crate) colour: RGBColor,
+    pub(crate) dx: i32,
+}
+
+/// The horizontal offset of the `j`-th of `n` measured series' stars, pixels.
+pub(crate) fn star_offset(j: usize, n: usize) -> i32 {
+    (2 * j as i32 - (n as i32 - 1)) * 4
+}
+
+/// Outer and inner radius of a measured point's star, pixels.
+const STAR_RADII: (f64, f64) = (10.0, 4.5);
+
+impl<'a, C> PointCollection<'a, C> for &'a MeasuredMark<C> {
+    type Point = &'a C;
+    type IntoIter = std::iter::Once<&'a C>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<C, DB: DrawingBackend> Drawable<DB> for MeasuredMark<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = points.next() else {
+            return Ok(());
+        };
+        let x = x + self.dx;
+        let star: Vec<BackendCoord> = (0..10)
+            .map(|k| {
+                let r = if k % 2 == 0 {
+                    STAR_RADII.0
+                } else {
+                    STAR_RADII.1
+                };
+                let a = std::f64::consts::PI * (k as f64 / 5.0 - 0.5);
+                (
+                    x + (r * a.cos()).round() as i32,
+                    y + (r * a.sin()).round() as i32,
+                )
+            })
+            .collect();
+        backend.fill_polygon(star.clone(), &self.colour.filled())?;
+        let mut outline = star;
+        outline.push(outline[0]);
+        backend.draw_path(outline, &BLACK.stroke_width(1))
+    }
+}
+
 /// A vertical error bar from `ends[0]` to `ends[1]`, with caps.
 pub(crate) struct ErrorBar<C> {
     pub(crate) ends: [C; 2],
@@ -1635,6 +1980,7 @@ mod tests {
                     overload_errors: 0,
                     replications: None,
                     values: BTreeMap::new(),
+                    measured: None,
                 });
             }
         }
@@ -1645,6 +1991,7 @@ mod tests {
             method: "simulated".into(),
             replications: None,
             design: None,
+            drive: None,
             points,
         }
     }
@@ -1892,6 +2239,110 @@ mod tests {
         // Without replications, no band.
         let plain = sweep(&[("single", [5.0, 5.0, 5.0])]).to_svg().unwrap();
         assert!(!plain.contains("<polygon"));
+    }
+
+    #[test]
+    fn measured_points_stand_beside_the_simulated_ones_in_every_output() {
+        let mut s = sweep(&[("single", [5.0, 5.0, 5.0]), ("per-room", [5.0, 9.0, 30.0])]);
+        s.drive = Some(crate::empirical::DriveDesign {
+            method: "driven".into(),
+            simulated: "simulated, calibrated from cal.toml".into(),
+            duration_seconds: 20.0,
+            speedup: 1.0,
+            drives: 6,
+            budget_seconds: 600.0,
+            estimate_seconds: 150.0,
+            elapsed_seconds: 130.0,
+        });
+        // Every point driven but the last.
+        let n = s.points.len();
+        for p in s.points.iter_mut().take(n - 1) {
+            p.measured = Some(crate::empirical::Measured {
+                monthly_total_usd: Some(p.monthly_total_usd * 1.5),
+                message_p99_ms: Some(4.0),
+                connect_p99_ms: Some(3.0),
+                rejection_rate: Some(0.0),
+                abandon_rate: Some(0.0),
+                sessions_arrived: 11,
+                sessions_carried: 200,
+                overload_errors: 0,
+                from: "day 0 21:00:00".into(),
+                duration_seconds: 20.0,
+                speedup: 1.0,
+                covered_scenario_seconds: 20.0,
+                status: "complete".into(),
+                reconciled: Some(true),
+                warnings: Vec::new(),
+                elapsed_seconds: 22.5,
+            });
+        }
+        let text = s.render_text();
+        assert!(text.contains("Measured figures: driven."), "{text}");
+        assert!(text.contains("Simulated figures: simulated, calibrated from cal.toml."));
+        let rows: Vec<&str> = text.lines().filter(|l| l.ends_with("complete")).collect();
+        assert_eq!(rows.len(), n - 1, "{text}");
+        assert!(
+            rows[3].contains("$13.50") && rows[3].contains("$9.00"),
+            "{text}"
+        );
+        let csv = s.to_csv();
+        assert!(
+            csv.lines().next().unwrap().ends_with(MEASURED_CSV_HEADER),
+            "{csv}"
+        );
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(",7.50,4,3,0.000000,0.000000,11,20,1,complete"),
+            "{csv}"
+        );
+        assert!(csv.trim_end().ends_with(",,,,,,,,,not driven"), "{csv}");
+        // The --svg chart: a star per driven point and the legend's, in the line's colour.
+        let svg = s.to_svg().unwrap();
+        assert!(svg.contains(crate::chart::MEASURED_LABEL), "{svg}");
+        let stars: Vec<(&str, &str)> = elements(&svg)
+            .into_iter()
+            .filter(|(tag, a)| {
+                *tag == "polygon"
+                    && attr(a, "points").is_some_and(|p| p.split_whitespace().count() == 10)
+            })
+            .collect();
+        assert_eq!(stars.len(), n - 1 + 1, "{svg}");
+        let blue = hex(SeriesStyle::of(0).colour);
+        assert_eq!(
+            stars
+                .iter()
+                .filter(|(_, a)| attr(a, "fill") == Some(&blue))
+                .count(),
+            3
+        );
+        // The report's charts: measured series after the lines, one legend entry for them.
+        for (name, svg) in s.charts().unwrap() {
+            if name == "cost-per-user" {
+                continue;
+            }
+            assert!(svg.contains(crate::chart::MEASURED_LABEL), "{name}");
+            assert_eq!(
+                svg.matches(crate::chart::MEASURED_LABEL).count(),
+                1,
+                "{name}"
+            );
+        }
+        let md = s.to_markdown(
+            "curve",
+            &crate::scenario::Scenario::parse(
+                "name = \"s\"\n[window]\nlength = \"1d\"\n[arrivals]\nsessions_per_day = 100\n",
+                std::path::Path::new("s.toml"),
+            )
+            .unwrap(),
+        );
+        assert!(
+            md.contains("6 drives in 130 s") || md.contains("6 drives in 2 min"),
+            "{md}"
+        );
+        assert!(md.contains("| $7.50 | 4.0 ms | 0.00% (of 11) |"), "{md}");
+        assert!(md.contains(" not driven | - | - |"), "{md}");
     }
 
     #[test]

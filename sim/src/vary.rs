@@ -580,10 +580,27 @@ pub fn apply_with(
     }
     let text = toml::to_string(&doc)
         .map_err(|e| Error::Usage(format!("the varied scenario as TOML: {e}")))?;
-    Scenario::parse(&text, &base.path).map_err(|e| match e {
+    let mut out = Scenario::parse(&text, &base.path).map_err(|e| match e {
         Error::Input(e) => at(&e.key, e.message),
         other => other,
-    })
+    })?;
+    // The record of calibrated keys is no TOML key: carry it over, but for the keys this
+    // point sets itself (--set, --vary), which are no longer the calibration's.
+    let own = |key: &str| {
+        fixed
+            .iter()
+            .map(|f| f.key.as_str())
+            .chain(axes.iter().map(|a| a.key.as_str()))
+            .any(|k| {
+                key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
+            })
+    };
+    for (key, source) in &base.platform.calibrated {
+        if !own(key) {
+            out.platform.calibrated.insert(key.clone(), source.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// The table at top-level `name` of `doc`, created if absent.
@@ -696,6 +713,43 @@ mod tests {
             parse_spec("true,false").unwrap(),
             [Value::Bool(true), Value::Bool(false)]
         );
+    }
+
+    #[test]
+    fn a_point_keeps_the_calibrated_keys_it_does_not_set_itself() {
+        let mut base = Scenario::parse(
+            "name = \"t\"\n[window]\nlength = \"1d\"\n[arrivals]\nsessions_per_day = 500\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        for key in [
+            "platform.service.connect",
+            "platform.worker_cpu_ms_per_connect",
+        ] {
+            base.platform.calibrated.insert(
+                key.into(),
+                crate::meter::Source::Calibrated {
+                    file: "cal.toml".into(),
+                    what: "fit".into(),
+                },
+            );
+        }
+        let axes = [
+            Axis::sessions_per_day(&[1000.0]).unwrap(),
+            Axis::parse("platform.worker_cpu_ms_per_connect=0.5").unwrap(),
+        ];
+        let values: Vec<Value> = axes.iter().map(|a| a.values[0]).collect();
+        let s = apply_with(
+            &base,
+            &[],
+            &axes,
+            &values,
+            Scale::default(),
+            WindowChoice::Scenario,
+        )
+        .unwrap();
+        let keys: Vec<&str> = s.platform.calibrated.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["platform.service.connect"]);
     }
 
     #[test]

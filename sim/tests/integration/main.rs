@@ -35,6 +35,9 @@ mod queueing;
 mod replications;
 /// Broken scenario and usage files get clear errors.
 mod scenario_errors;
+/// `dosim sweep --drive --local`: measured points beside the simulated curve in every
+/// output, against a real local workerd; refusals before anything runs.
+mod sweep_drive;
 /// `dosim sweep --vary`: grids, bad keys by name, thread-count determinism, the window
 /// projection check, the charts and the Markdown report.
 mod sweep_vary;
