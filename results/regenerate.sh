@@ -18,12 +18,12 @@ cargo build --release --quiet
 dosim=target/release/dosim
 out=results
 
-# Strategy comparisons: both WebSocket APIs.
+# Strategy comparisons: both WebSocket APIs, 8 replications each (95% intervals).
 for scenario in seed-phase0 seed-scale; do
   for api in hibernation accept; do
     h=true; [[ $api == accept ]] && h=false
     "$dosim" compare "scenarios/$scenario.toml" --strategies single,per-room,sharded:4 \
-      --hibernation "$h" --markdown "$out/$scenario-$api.md" --json "$out/$scenario-$api.json" \
+      --hibernation "$h" --replications 8 --markdown "$out/$scenario-$api.md" --json "$out/$scenario-$api.json" \
       --csv "$out/$scenario-$api.csv" > /dev/null
   done
 done
@@ -90,13 +90,15 @@ for strategy in single per-room sharded:4; do
     --json "$out/drive-seed-scale-$name.json" > "$out/drive-seed-scale-$name.txt"
 done
 
-# Measured points on a calibrated cost curve: a quick calibration, then every point of a small
-# sweep driven for 20 s on a fresh local workerd (about 4 minutes on 2 cores).
-"$dosim" calibrate --local --quick --strategies single,per-room \
-  --out "$out/seed-scale-sweep-drive-calibration.toml" > /dev/null
-"$dosim" sweep scenarios/seed-scale.toml --sessions-per-day 2000,8000 \
-  --strategies single,per-room,sharded:4 --hibernation false --drive --local --quiet \
-  --calibration "$out/seed-scale-sweep-drive-calibration.toml" \
-  --json "$out/seed-scale-sweep-drive-accept.json" --csv "$out/seed-scale-sweep-drive-accept.csv" \
-  --svg "$out/seed-scale-sweep-drive-accept.svg" --markdown "$out/seed-scale-sweep-drive-accept.md" \
-  > "$out/seed-scale-sweep-drive-accept.txt"
+# Measured points on a calibrated cost curve, both WebSocket APIs: every point of a small
+# sweep driven for 20 s on a fresh local workerd (about 3 minutes each on 2 cores), beside the
+# simulation calibrated by the calibration measured above.
+for api in hibernation accept; do
+  h=true; [[ $api == accept ]] && h=false
+  "$dosim" sweep scenarios/seed-scale.toml --sessions-per-day 2000,8000 \
+    --strategies single,per-room,sharded:4 --hibernation "$h" --drive --local --quiet \
+    --calibration scenarios/calibration-local.toml \
+    --json "$out/seed-scale-sweep-drive-$api.json" --csv "$out/seed-scale-sweep-drive-$api.csv" \
+    --svg "$out/seed-scale-sweep-drive-$api.svg" --markdown "$out/seed-scale-sweep-drive-$api.md" \
+    > "$out/seed-scale-sweep-drive-$api.txt"
+done

@@ -126,7 +126,13 @@ fn a_simulated_stretch_runs_exactly_the_drives_sessions() {
 
 #[test]
 fn a_small_validation_against_local_workerd_agrees_on_counts_and_latencies() {
-    let s = Scenario::from_file(&repo().join("scenarios/validate-small.toml")).unwrap();
+    // The shipped calibration, as a user would validate it.
+    let mut s = Scenario::from_file(&repo().join("scenarios/validate-small.toml")).unwrap();
+    let cal = dosim::calibration::Calibration::from_file(
+        &repo().join("scenarios/calibration-local.toml"),
+    )
+    .unwrap();
+    s.apply_calibration(&cal).unwrap();
     let table = PriceTable::builtin(PriceTable::DEFAULT).unwrap();
     let mut opts = validate::Options {
         repeats: 3,
@@ -136,16 +142,45 @@ fn a_small_validation_against_local_workerd_agrees_on_counts_and_latencies() {
     opts.drive.workers = Some(workers());
     opts.drive.duration = Duration::from_secs(8);
     opts.drive.speedup = 5.0;
-    let v = validate::validate(&s, Strategy::Single, &table, &opts).unwrap();
+    let medians = |v: &validate::Validation| -> Vec<validate::Row> {
+        v.rows
+            .iter()
+            .filter(|r| r.group == "latency_ms" && r.name.ends_with(".p50"))
+            .cloned()
+            .collect()
+    };
+    let differing = |v: &validate::Validation| {
+        medians(v)
+            .into_iter()
+            .filter(|r| r.verdict == Verdict::Differ)
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+    };
+    let mut v = validate::validate(&s, Strategy::Single, &table, &opts).unwrap();
+    // Medians are asserted, tails reported. A median of a few dozen connects can follow a
+    // burst of the parallel suite's load on two cores, so a validation whose medians differ
+    // is run once more, and the second must agree: a model that is wrong differs twice.
+    if !differing(&v).is_empty() {
+        eprintln!(
+            "the medians {:?} differed; validating again:\n{}",
+            differing(&v),
+            v.render_text()
+        );
+        v = validate::validate(&s, Strategy::Single, &table, &opts).unwrap();
+    }
     let text = v.render_text();
-    // Every count agrees. Latency rows are computed and reported, not asserted: with the
-    // suite's tests in parallel on two cores even a p50 of a few dozen connects followed the
-    // machine's load (connect.p50 outside its tolerance in one CI run, within it in others).
     for r in &v.rows {
         if r.group == "counts" {
             assert_eq!(r.verdict, Verdict::Agree, "{} {}:\n{text}", r.group, r.name);
         }
     }
+    assert!(differing(&v).is_empty(), "{:?}:\n{text}", differing(&v));
+    // The medians that must have data: connects and messages.
+    for name in ["connect.p50", "message.p50"] {
+        let r = medians(&v).into_iter().find(|r| r.name == name).unwrap();
+        assert_eq!(r.verdict, Verdict::Agree, "{name}:\n{text}");
+    }
+    assert!(text.contains("calibrated: "), "{text}");
     let arrived = v
         .rows
         .iter()
