@@ -7,6 +7,7 @@
 #
 #   bash results/sockets.sh [USERS (default 50000)] [SHARDS (default 4)]
 #
+# Needs python3 and curl besides the Rust toolchain and workers/node_modules (npm ci).
 # Loopback only (127.0.0.0/8). Raises the open-file limit for itself (workerd holds one
 # descriptor per socket; run as root, or with a hard limit above USERS).
 set -euo pipefail
