@@ -231,6 +231,11 @@ enum Command {
         /// per-address port limit.
         #[arg(long, value_name = "ADDR|A-B")]
         source_addr: Vec<String>,
+        /// How long received frames may wait to be read: the driver then wakes once per batch,
+        /// not once per frame, and takes each frame's arrival time from the kernel's receive
+        /// stamp, so the wait is not measured; 0s reads each frame as it arrives.
+        #[arg(long, default_value = "1ms", value_name = "DURATION")]
+        read_batch: Dur,
         /// No live progress line.
         #[arg(long)]
         quiet: bool,
@@ -809,6 +814,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shard,
             start_at,
             source_addr,
+            read_batch,
             quiet,
             common,
             json,
@@ -853,6 +859,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .transpose()?,
                 source_addrs: dosim::drive::client::SourceAddrs::parse(&source_addr)
                     .map_err(dosim::drive::DriveError::Usage)?,
+                read_batch: Duration::from_nanos(read_batch.0),
             };
             if strategies.is_empty() {
                 let mut run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;

@@ -31,16 +31,38 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-/// A connection to the target: plain TCP, or TLS over TCP for a `wss://` target. The TLS
-/// state is boxed so that a plain socket stays small: a rustls connection held inline would
-/// add kilobytes to each of the driver's 10,000 plain connections (tokio-tungstenite's
-/// `MaybeTlsStream` holds it inline).
+use super::stamp::StampedTcp;
+
+/// A connection to the target: plain TCP, or TLS over TCP for a `wss://` target, reading
+/// with the kernel's receive stamps ([`StampedTcp`]). The TLS state is boxed so that a plain
+/// socket stays small: a rustls connection held inline would add kilobytes to each of the
+/// driver's 10,000 plain connections (tokio-tungstenite's `MaybeTlsStream` holds it inline).
 #[derive(Debug)]
 pub enum Stream {
     /// Plain TCP.
-    Plain(TcpStream),
+    Plain(StampedTcp),
     /// TLS over TCP.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::client::TlsStream<StampedTcp>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &StampedTcp {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// When the bytes of the last read arrived (the kernel's stamp), if the kernel stamps
+    /// this socket.
+    pub fn arrived(&self) -> Option<Instant> {
+        self.tcp().arrived()
+    }
+
+    /// Whether the kernel stamps what this socket receives.
+    pub fn stamped(&self) -> bool {
+        self.tcp().stamped()
+    }
 }
 
 impl tokio::io::AsyncRead for Stream {
@@ -581,7 +603,7 @@ pub async fn tcp(target: &Target, timeout: Duration) -> Result<TcpStream, Connec
 /// `tls` target the TLS handshake (SNI: the target's host).
 pub async fn stream(target: &Target, timeout: Duration) -> Result<Stream, ConnectError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let tcp = tcp(target, timeout).await?;
+    let tcp = StampedTcp::new(tcp(target, timeout).await?);
     if !target.tls {
         return Ok(Stream::Plain(tcp));
     }
@@ -617,7 +639,10 @@ pub async fn connect(
     .await;
     match upgraded {
         Err(_) => Err(ConnectError::Timeout),
-        Ok(Ok((ws, _response))) => Ok((ws, Instant::now())),
+        Ok(Ok((ws, _response))) => {
+            let at = ws.get_ref().arrived().unwrap_or_else(Instant::now);
+            Ok((ws, at))
+        }
         Ok(Err(e)) => Err(classify_handshake(e)),
     }
 }

@@ -644,6 +644,13 @@ fn listen_port(line: &str) -> Option<u16> {
 /// `(utime + stime, cutime + cstime, ppid, state)` of a process from `/proc/<pid>/stat`, in
 /// clock ticks.
 fn proc_stat(pid: u32) -> Option<(u64, u64, u32, char)> {
+    let (utime, stime, reaped, ppid, state) = proc_stat_split(pid)?;
+    Some((utime + stime, reaped, ppid, state))
+}
+
+/// `(utime, stime, cutime + cstime, ppid, state)` of a process from `/proc/<pid>/stat`, in
+/// clock ticks.
+fn proc_stat_split(pid: u32) -> Option<(u64, u64, u64, u32, char)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces: parse after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
@@ -652,7 +659,7 @@ fn proc_stat(pid: u32) -> Option<(u64, u64, u32, char)> {
     let state = f.first()?.chars().next()?;
     let ppid = f.get(1)?.parse().ok()?;
     let num = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok());
-    Some((num(11)? + num(12)?, num(13)? + num(14)?, ppid, state))
+    Some((num(11)?, num(12)?, num(13)? + num(14)?, ppid, state))
 }
 
 fn ticks_to_duration(ticks: u64) -> Duration {
@@ -713,6 +720,13 @@ pub fn schedstat_cpu(pid: u32) -> Option<Duration> {
 pub fn self_cpu() -> Option<Duration> {
     let (own, _, _, _) = proc_stat(std::process::id())?;
     Some(ticks_to_duration(own))
+}
+
+/// CPU time of this process (all threads) in the kernel: system calls, and on loopback the
+/// TCP path of what it sends, the receiver's side included.
+pub fn self_cpu_kernel() -> Option<Duration> {
+    let (_, stime, _, _, _) = proc_stat_split(std::process::id())?;
+    Some(ticks_to_duration(stime))
 }
 
 /// Whether a process is gone or a zombie.

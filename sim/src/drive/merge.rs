@@ -451,6 +451,7 @@ fn build(shards: &[Loaded], opts: &MergeOptions) -> Result<DriveRun, MergeError>
         reconciliation,
         lobby_mode: first.raw.lobby_mode,
         nofile: shards.iter().filter_map(|s| s.raw.nofile).min(),
+        read_batch: first.raw.read_batch,
         warnings,
         started_at_unix_ms,
     })?;
@@ -554,6 +555,7 @@ fn samples(shards: &[Loaded]) -> Samples {
             [None; 4]
         },
         driver_cpu: sum(raw().map(|s| s.driver_cpu)),
+        driver_cpu_kernel: sum(raw().map(|s| s.driver_cpu_kernel)),
         driver_rss: sum(raw().map(|s| s.driver_rss)),
         sockets_at_t0: raw().map(|s| s.sockets_at_t0).sum(),
         sockets_at_cut: raw().map(|s| s.sockets_at_cut).sum(),
@@ -782,6 +784,7 @@ mod tests {
             samples: Samples {
                 target_cpu: [Some(ms(1)); 4],
                 driver_cpu: [Some(ms(1)), Some(ms(2)), Some(ms(ramp))],
+                driver_cpu_kernel: [Some(ms(1)), Some(ms(1)), Some(ms(2))],
                 driver_rss: [Some(100), None],
                 sockets_at_t0: 10,
                 sockets_at_cut: 3,

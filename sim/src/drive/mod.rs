@@ -118,6 +118,7 @@ pub mod reconcile;
 mod report;
 mod run;
 pub mod shard;
+pub mod stamp;
 mod state;
 pub mod stats;
 mod usage;
@@ -225,7 +226,14 @@ pub struct Options {
     pub start_at: Option<SystemTime>,
     /// Local source addresses to spread the connections over (`--source-addr`).
     pub source_addrs: Option<client::SourceAddrs>,
+    /// How long received frames may wait to be read, so that the driver wakes once per
+    /// batch instead of once per frame; their arrival is the kernel's stamp, so the wait is
+    /// not measured ([`DEFAULT_READ_BATCH`]; zero: read each frame as it arrives).
+    pub read_batch: Duration,
 }
+
+/// The default [`Options::read_batch`]: 1 ms, within which every frame is read.
+pub const DEFAULT_READ_BATCH: Duration = Duration::from_millis(1);
 
 /// How far in the past a `--start-at` may be when the run is set up.
 pub const START_AT_PAST: Duration = Duration::from_secs(5);
@@ -280,6 +288,7 @@ impl Default for Options {
             shard: None,
             start_at: None,
             source_addrs: None,
+            read_batch: DEFAULT_READ_BATCH,
         }
     }
 }
@@ -481,9 +490,10 @@ pub fn drive(
         ..target
     };
     let pid = workerd.as_ref().map(LocalWorkerd::pid);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: a session's wake-ups and its socket never cross threads, and the pacer
+    // can batch every socket's reads (see `pacer`). More cores: run shards (`--shard`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("dosim-drive")
         .build()?;
     let result = runtime.block_on(drive_async(Input {
         scenario,
@@ -576,6 +586,11 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
     let ramp = ramp_length(&inp);
     plan_warnings(&mut inp);
     let ctx = Arc::new(context(&inp));
+    if !ctx.pacer.fine() {
+        inp.warnings.push(
+            "no fine timer here (timerfd): sends wake on tokio's 1 ms timer, so the send lag beside each latency is larger".into(),
+        );
+    }
     let stats_before = preflight(&mut inp, &ctx).await;
     let lobby_mode = stats_before
         .as_ref()
@@ -627,6 +642,9 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         Some(Stop::TargetDown(s)) => RunStatus::TargetDown(s.clone()),
     };
     let st = ctx.state();
+    if ctx.pacer.saw_unstamped() {
+        inp.warnings.push("the kernel did not stamp a socket's received segments (SO_TIMESTAMPNS): from then on every frame was read as it arrived (as with --read-batch 0s)".into());
+    }
     let shard_out = inp.opts.shard.map(|sh| {
         let raw = shard::Raw {
             measured: st.m.clone(),
@@ -648,6 +666,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
             stats_after: after.map(|a| a.stats),
             warnings: inp.warnings.clone(),
             nofile: inp.nofile,
+            read_batch: inp.opts.read_batch,
             started_at_unix_ms,
             target: inp.target.to_string(),
         };
@@ -699,6 +718,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         reconciliation,
         lobby_mode,
         nofile: inp.nofile,
+        read_batch: inp.opts.read_batch,
         warnings: std::mem::take(&mut inp.warnings),
         started_at_unix_ms,
     })?;
@@ -821,6 +841,7 @@ fn context(inp: &Input<'_>) -> Ctx {
         "x".repeat(scenario.sessions.message_bytes as usize),
         room_object,
         state,
+        inp.opts.read_batch,
     )
 }
 

@@ -85,6 +85,8 @@ pub(crate) struct Build<'a> {
     pub reconciliation: Option<Reconciliation>,
     pub lobby_mode: bool,
     pub nofile: Option<u64>,
+    /// `--read-batch`.
+    pub read_batch: Duration,
     pub warnings: Vec<String>,
     pub started_at_unix_ms: f64,
 }
@@ -367,6 +369,7 @@ fn driver_details(b: &Build<'_>, m: &Measured) -> DriverDetails {
         _ => None,
     };
     let cpu = ms(diff(sm.driver_cpu[1], sm.driver_cpu[2])).unwrap_or(0.0);
+    let kernel = ms(diff(sm.driver_cpu_kernel[1], sm.driver_cpu_kernel[2]));
     let frames = c.messages_sent + c.deliveries;
     let rss_per_conn = match (sm.driver_rss[0], sm.driver_rss[1]) {
         (Some(a), Some(b)) if sm.sockets_at_t0 > 0 => {
@@ -379,6 +382,10 @@ fn driver_details(b: &Build<'_>, m: &Measured) -> DriverDetails {
         cpu_us_per_message: (c.messages_sent > 0)
             .then(|| round3(cpu * 1000.0 / c.messages_sent as f64)),
         cpu_us_per_frame: (frames > 0).then(|| round3(cpu * 1000.0 / frames as f64)),
+        cpu_kernel_share: kernel
+            .filter(|_| cpu > 0.0)
+            .map(|k| round3((k / cpu).min(1.0))),
+        read_batch_ms: round3(b.read_batch.as_secs_f64() * 1000.0),
         peak_open_sockets: m.peaks.open_sockets,
         sockets_at_window_start: sm.sockets_at_t0,
         rss_bytes_at_window_start: sm.driver_rss[1],
@@ -448,7 +455,7 @@ fn notes(b: &Build<'_>, covered: &Covered, projection: &str) -> Vec<String> {
             b.times.ramp.as_secs_f64()
         ),
         format!("monthly projection: {projection}; admission losses in the window are assumed for the whole month"),
-        "latency: measured on the driver's monotonic clock (every room's members in one process); message latency per recipient from the intended send time (coordinated-omission corrected), message_from_send from the actual write, send_lag the difference".into(),
+        format!("latency: measured on the driver's monotonic clock (every room's members in one process); message latency per recipient from the intended send time (coordinated-omission corrected), message_from_send from the actual write, send_lag the difference; a frame's arrival is the kernel's receive stamp of its last read (SO_TIMESTAMPNS), so reading in batches (here within {} ms) is not measured", round3(b.read_batch.as_secs_f64() * 1000.0)),
         "object_queue: cannot be measured from outside the Worker; left empty".into(),
         "usage: see drive.usage_sources for which lines are measured and which are modelled, and from what".into(),
         "connect latency counts every connect, the carried sessions' during the ramp included (the ramp may connect them faster than they arrived); drive.latency_ms splits it into carried_connect and window_connect; sessions and admission-wait latency count the sessions arriving in the window (carried sessions: drive.carried)".into(),

@@ -31,7 +31,7 @@ use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::{self, ServerFrame, StreamEnd, Target, Ws};
-use super::pacer::{self, Deadline};
+use super::pacer::Pacer;
 use super::plan::{Carried, DrivePlan, Planned, TimeMap};
 use super::state::{Kind, Place, State};
 use crate::workload::{room_name, Rng, RoomPick, Workload};
@@ -77,6 +77,8 @@ pub(crate) struct Ctx {
     pub room_object: Vec<u32>,
     pub state: Mutex<State>,
     pub ctl: watch::Sender<Phase>,
+    /// Fine wake-ups for sends and arrivals.
+    pub pacer: Pacer,
     /// Why the run stopped early, and in which phase.
     stop: Mutex<Option<(Stop, Phase)>>,
     stopping: Notify,
@@ -105,6 +107,7 @@ impl Ctx {
         body: String,
         room_object: Vec<u32>,
         state: State,
+        read_batch: Duration,
     ) -> Ctx {
         Ctx {
             target,
@@ -117,6 +120,7 @@ impl Ctx {
             room_object,
             state: Mutex::new(state),
             ctl: watch::channel(Phase::Ramp).0,
+            pacer: Pacer::start(read_batch),
             stop: Mutex::new(None),
             stopping: Notify::new(),
             forced: AtomicU64::new(0),
@@ -407,7 +411,10 @@ impl Session {
         // One timer per session, re-armed only when its deadline changes (not on every
         // frame received).
         // On time to within tens of microseconds (the pacer), not tokio's 1 ms.
-        let mut sleep = Deadline::until(Instant::now() + Duration::from_secs(86_400));
+        let mut sleep = self
+            .ctx
+            .pacer
+            .deadline(Instant::now() + Duration::from_secs(86_400));
         let mut armed: Option<Instant> = None;
         // Likewise one wait for a phase change, re-created only when the phase changed.
         self.phase = *ctl.borrow_and_update();
@@ -471,6 +478,9 @@ impl Session {
                 .join_path(&ctx.segment, &room_name(self.room), &self.user);
         }
         let ctx = self.ctx.clone();
+        // Until the upgrade is done the runtime reacts to every socket at once: the
+        // handshake's steps carry no kernel stamp, so a batched read would delay them.
+        let _urgent = ctx.pacer.urgent();
         let attempt = client::connect(&ctx.target, &path, ctx.timeouts.connect);
         let result = tokio::select! {
             biased;
@@ -498,6 +508,9 @@ impl Session {
                 None
             }
             Some(Ok((ws, at))) => {
+                if !ws.get_ref().stamped() {
+                    ctx.pacer.unstamped();
+                }
                 ctx.state()
                     .upgraded(self.kind, self.object, self.started, at);
                 Some(ws)
@@ -699,7 +712,7 @@ impl Session {
     }
 
     async fn on_text(&mut self, text: &str, ws: &mut Ws) {
-        let now = Instant::now();
+        let now = arrival(ws);
         let Some(frame) = ServerFrame::parse(text) else {
             self.ctx.state().fault("unparsable_frame");
             return;
@@ -792,7 +805,11 @@ impl Session {
 
     /// The socket ended (a close frame, a drop, an error).
     async fn ended(&mut self, end: StreamEnd, ws: &mut Ws) {
-        let now = Instant::now();
+        // A close frame has a stamp; a drop or an error is seen now.
+        let now = match end {
+            StreamEnd::Closed(..) => arrival(ws),
+            _ => Instant::now(),
+        };
         let category = match &end {
             StreamEnd::Closed(code, _) => format!("server_close_{code}"),
             StreamEnd::Dropped(_) => "dropped".to_string(),
@@ -839,6 +856,12 @@ impl Session {
 }
 
 /// The next phase (Abort if the sender is gone), and the receiver back.
+/// When the frame being handled arrived: the kernel's stamp of its last read (the driver
+/// may read in batches, see [`super::stamp`]), or now.
+fn arrival(ws: &Ws) -> Instant {
+    ws.get_ref().arrived().unwrap_or_else(Instant::now)
+}
+
 async fn next_phase(mut rx: watch::Receiver<Phase>) -> (Phase, watch::Receiver<Phase>) {
     let phase = match rx.changed().await {
         Ok(()) => *rx.borrow_and_update(),
@@ -884,6 +907,9 @@ pub(crate) struct Samples {
     pub target_cpu: [Option<Duration>; 4],
     /// Driver CPU at ramp start, `t0`, end of the grace.
     pub driver_cpu: [Option<Duration>; 3],
+    /// The kernel's part of it, at the same moments.
+    #[serde(default)]
+    pub driver_cpu_kernel: [Option<Duration>; 3],
     /// Driver RSS before the ramp and at `t0`.
     pub driver_rss: [Option<u64>; 2],
     /// Open sockets at `t0`.
@@ -1022,6 +1048,7 @@ async fn run_ramp(
     let ramp_start = Instant::now();
     samples.target_cpu[0] = probe.target_cpu();
     samples.driver_cpu[0] = super::local::self_cpu();
+    samples.driver_cpu_kernel[0] = super::local::self_cpu_kernel();
     samples.driver_rss[0] = super::local::self_rss();
     {
         let ctx2 = ctx.clone();
@@ -1030,7 +1057,7 @@ async fn run_ramp(
             let n = carried.len().max(1) as u32;
             for (i, p) in carried.into_iter().enumerate() {
                 let at = ramp_start + spread / n * i as u32;
-                pacer::sleep_until(at).await;
+                ctx2.pacer.sleep_until(at).await;
                 if ctx2.stopped().is_some() {
                     // count it as answered so that the ramp does not wait for it
                     ctx2.carried_answered.fetch_add(1, Ordering::SeqCst);
@@ -1082,6 +1109,7 @@ async fn run_window(
     ctx.state().start_window(t0);
     samples.target_cpu[1] = probe.target_cpu();
     samples.driver_cpu[1] = super::local::self_cpu();
+    samples.driver_cpu_kernel[1] = super::local::self_cpu_kernel();
     samples.driver_rss[1] = super::local::self_rss();
     samples.sockets_at_t0 = ctx.state().open_sockets();
     ctx.ctl.send_replace(Phase::Window { t0 });
@@ -1091,7 +1119,7 @@ async fn run_window(
         tokio::spawn(async move {
             for p in arrivals {
                 let at = t0 + ctx2.time.real_at(p.plan.arrival_ns);
-                pacer::sleep_until(at).await;
+                ctx2.pacer.sleep_until(at).await;
                 if !matches!(*ctx2.ctl.borrow(), Phase::Window { .. })
                     || ctx2.stopped().is_some()
                     || at >= end
@@ -1111,7 +1139,7 @@ async fn run_window(
                 if at > end {
                     break;
                 }
-                pacer::sleep_until(at).await;
+                ctx2.pacer.sleep_until(at).await;
                 ctx2.state().sample(at - Duration::from_secs(1));
                 k += 1;
             }
@@ -1164,6 +1192,7 @@ async fn run_grace(
     times.grace = grace_start.elapsed();
     samples.target_cpu[2] = probe.target_cpu();
     samples.driver_cpu[2] = super::local::self_cpu();
+    samples.driver_cpu_kernel[2] = super::local::self_cpu_kernel();
     counted
 }
 

@@ -155,6 +155,9 @@ pub(crate) struct Raw {
     pub not_comparable: Option<String>,
     pub warnings: Vec<String>,
     pub nofile: Option<u64>,
+    /// `--read-batch`.
+    #[serde(default)]
+    pub read_batch: Duration,
     pub started_at_unix_ms: f64,
     pub target: String,
 }

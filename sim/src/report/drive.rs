@@ -302,6 +302,14 @@ pub struct DriverDetails {
     pub cpu_us_per_message: Option<f64>,
     /// ... per message sent or received.
     pub cpu_us_per_frame: Option<f64>,
+    /// The kernel's share of that CPU (system time ÷ all, from clock ticks): system calls,
+    /// and on loopback the TCP path of what the driver sends, the receiver's side included.
+    #[serde(default)]
+    pub cpu_kernel_share: Option<f64>,
+    /// How long received frames could wait to be read (`--read-batch`; 0: read at once),
+    /// their arrival being the kernel's receive stamp.
+    #[serde(default)]
+    pub read_batch_ms: f64,
     /// Most sockets open at once.
     pub peak_open_sockets: u64,
     /// Sockets open at the start of the window.
@@ -566,9 +574,12 @@ impl DriveDetails {
         let dr = &self.driver;
         let _ = writeln!(
             o,
-            "  driver: {:.0} ms CPU ({} µs per message), {} sockets at peak, {} KiB RSS per connection",
+            "  driver: {:.0} ms CPU ({} µs per message, {} µs per frame sent or received, {}% in the kernel), reads batched within {} ms, {} sockets at peak, {} KiB RSS per connection",
             dr.cpu_ms,
             opt(dr.cpu_us_per_message, 1),
+            opt(dr.cpu_us_per_frame, 2),
+            opt(dr.cpu_kernel_share.map(|s| s * 100.0), 0),
+            dr.read_batch_ms,
             dr.peak_open_sockets,
             opt(dr.rss_bytes_per_connection.map(|b| b / 1024.0), 1)
         );
