@@ -234,6 +234,8 @@ pub struct Options {
 
 /// The default [`Options::read_batch`]: 1 ms, within which every frame is read.
 pub const DEFAULT_READ_BATCH: Duration = Duration::from_millis(1);
+/// The longest [`Options::read_batch`]: past it, closes and timeouts would be seen late.
+pub const MAX_READ_BATCH: Duration = Duration::from_millis(10);
 
 /// How far in the past a `--start-at` may be when the run is set up.
 pub const START_AT_PAST: Duration = Duration::from_secs(5);
@@ -427,6 +429,13 @@ pub fn drive(
     }
     if opts.connect_timeout.is_zero() {
         return Err(DriveError::Usage("--timeout must be longer than 0".into()));
+    }
+    if opts.read_batch > MAX_READ_BATCH {
+        return Err(DriveError::Usage(format!(
+            "--read-batch {}: at most {} (past it, closes and timeouts would be seen late); 0s reads each frame as it arrives",
+            humantime::format_duration(opts.read_batch),
+            humantime::format_duration(MAX_READ_BATCH)
+        )));
     }
     if let Some(at) = opts.start_at {
         check_start_at(at, SystemTime::now()).map_err(DriveError::Usage)?;

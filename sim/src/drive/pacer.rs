@@ -42,8 +42,9 @@ use rustix::time::{
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
-/// How long before the moment tokio's timer hands over to the pacer: above the timer's
-/// 1 ms resolution, so that the coarse stage never fires late on an idle runtime.
+/// How long before the moment tokio's timer hands over to the pacer, at least: above the
+/// timer's 1 ms resolution, so that the coarse stage never fires late on an idle runtime.
+/// Batching adds the batch, as tokio's timers are then seen once per batch.
 pub(crate) const COARSE_LEAD: Duration = Duration::from_millis(2);
 
 /// A moment to wake a task at.
@@ -164,10 +165,16 @@ impl Pacer {
         })
     }
 
+    /// How long before its moment a deadline hands over to the pacer.
+    fn lead(&self) -> Duration {
+        COARSE_LEAD + self.shared.as_ref().map_or(Duration::ZERO, |s| s.read_batch)
+    }
+
     /// A wait until `at`.
     pub(crate) fn deadline(&self, at: Instant) -> Deadline {
         Deadline {
-            coarse: Box::pin(tokio::time::sleep_until(coarse_at(at))),
+            coarse: Box::pin(tokio::time::sleep_until(coarse_at(at, self.lead()))),
+            lead: self.lead(),
             at,
             asked: None,
             pacer: self.shared.clone(),
@@ -328,10 +335,12 @@ async fn react(s: &Shared, due: &mut Vec<Waker>) {
 }
 
 /// A resettable wait until a moment, on time to within tens of microseconds: tokio's
-/// timer for all but the last [`COARSE_LEAD`], the [`Pacer`] for the rest. Cancel-safe: a
+/// timer for all but the last [`COARSE_LEAD`] (plus a read batch), the [`Pacer`] for the rest. Cancel-safe: a
 /// dropped or reset deadline leaves at most one stale wake-up behind.
 pub(crate) struct Deadline {
     coarse: Pin<Box<tokio::time::Sleep>>,
+    /// How long before `at` the coarse stage ends.
+    lead: Duration,
     at: Instant,
     /// The moment the pacer was asked to wake this task at, if it was.
     asked: Option<Instant>,
@@ -342,12 +351,12 @@ impl Deadline {
     /// Wait until `at` instead.
     pub(crate) fn reset(&mut self, at: Instant) {
         self.at = at;
-        self.coarse.as_mut().reset(coarse_at(at));
+        self.coarse.as_mut().reset(coarse_at(at, self.lead));
     }
 }
 
-fn coarse_at(at: Instant) -> tokio::time::Instant {
-    tokio::time::Instant::from_std(at.checked_sub(COARSE_LEAD).unwrap_or(at))
+fn coarse_at(at: Instant, lead: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(at.checked_sub(lead).unwrap_or(at))
 }
 
 impl Future for Deadline {

@@ -10,20 +10,25 @@
 //! ones look later by the gap between them: at most one read batch, and only when one socket
 //! gets two frames within one batch.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A TCP stream whose reads keep the kernel's receive stamp.
+///
+/// It watches the socket itself (an [`AsyncFd`], not tokio's `TcpStream`) so that a read
+/// that did not fill the buffer marks the socket drained: tokio's stream does that inside,
+/// and without it every frame would take a second, empty read.
 #[derive(Debug)]
 pub struct StampedTcp {
-    tcp: TcpStream,
+    fd: AsyncFd<std::net::TcpStream>,
     /// Whether the kernel stamps this socket's segments.
     stamps: bool,
     /// The last read's stamp (wall clock, as the kernel gives it).
@@ -32,13 +37,18 @@ pub struct StampedTcp {
 
 impl StampedTcp {
     /// Wrap `tcp`, asking the kernel to stamp what it receives (where it will).
-    pub fn new(tcp: TcpStream) -> StampedTcp {
+    pub fn new(tcp: TcpStream) -> io::Result<StampedTcp> {
         let stamps = socket::setsockopt(&tcp, sockopt::ReceiveTimestampns, &true).is_ok();
-        StampedTcp {
-            tcp,
+        let tcp = tcp.into_std()?;
+        // Deprecated for types whose descriptor may change under the `AsyncFd`; a
+        // `std::net::TcpStream` cannot (the crate forbids the `unsafe` of `register`).
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(tcp, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(StampedTcp {
+            fd,
             stamps,
             last: None,
-        }
+        })
     }
 
     /// Whether this socket's reads are stamped by the kernel.
@@ -54,11 +64,6 @@ impl StampedTcp {
         let now = Instant::now();
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
         Some(now.checked_sub(wall.saturating_sub(stamp)).unwrap_or(now))
-    }
-
-    /// The TCP stream.
-    pub fn tcp(&self) -> &TcpStream {
-        &self.tcp
     }
 }
 
@@ -89,28 +94,27 @@ impl AsyncRead for StampedTcp {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.stamps {
-            return Pin::new(&mut this.tcp).poll_read(cx, buf);
-        }
         loop {
-            ready!(this.tcp.poll_read_ready(cx))?;
+            let mut ready = ready!(this.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            let fd = this.tcp.as_raw_fd();
-            // `try_io` clears the readiness on `WouldBlock`, so the loop waits again.
+            let want = unfilled.len();
             let mut stamp = None;
-            let got = this
-                .tcp
-                .try_io(Interest::READABLE, || recv_stamped(fd, unfilled, &mut stamp));
-            match got {
-                Ok(n) => {
+            // `try_io` marks the socket drained on `WouldBlock`, so the loop waits again.
+            match ready.try_io(|tcp| recv_stamped(tcp.get_ref().as_raw_fd(), unfilled, &mut stamp)) {
+                Ok(Ok(n)) => {
+                    if n > 0 && n < want {
+                        // A short read emptied the socket: the next read waits for more
+                        // instead of finding nothing.
+                        ready.clear_ready();
+                    }
                     if stamp.is_some() {
                         this.last = stamp;
                     }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
             }
         }
     }
@@ -122,15 +126,23 @@ impl AsyncWrite for StampedTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        let this = self.get_mut();
+        loop {
+            let mut ready = ready!(this.fd.poll_write_ready(cx))?;
+            match ready.try_io(|tcp| (&*tcp.get_ref()).write(buf)) {
+                Ok(result) => return Poll::Ready(result),
+                Err(_would_block) => continue,
+            }
+        }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes go straight to the socket (TCP_NODELAY is on).
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.fd.get_ref().shutdown(std::net::Shutdown::Write))
     }
 }
 
@@ -144,7 +156,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let mut client = StampedTcp::new(client.unwrap());
+        let mut client = StampedTcp::new(client.unwrap()).unwrap();
         let (mut server, _) = server.unwrap();
         assert!(client.stamped(), "Linux stamps TCP segments (SO_TIMESTAMPNS)");
         assert_eq!(client.arrived(), None, "nothing read yet");

@@ -448,3 +448,29 @@ fn file_errors_name_the_file_and_say_their_cause_once() {
         assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     }
 }
+
+/// Issue 8: a read batch too long to see closes and timeouts on time is refused before any
+/// connection is tried (nothing listens on port 9).
+#[test]
+fn a_read_batch_past_its_limit_exits_2_naming_the_option() {
+    for (batch, refused) in [("50ms", true), ("1h", true), ("0s", false)] {
+        let out = dosim(&[
+            "drive",
+            "scenarios/seed-phase0.toml",
+            "--target",
+            "ws://127.0.0.1:9",
+            "--read-batch",
+            batch,
+            "--duration",
+            "1s",
+            "--quiet",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if refused {
+            assert_eq!(out.status.code(), Some(2), "{batch}: {err}");
+            assert!(err.contains("--read-batch") && err.contains("at most 10ms"), "{err}");
+        } else {
+            assert!(!err.contains("--read-batch"), "{batch}: {err}");
+        }
+    }
+}
