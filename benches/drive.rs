@@ -32,31 +32,83 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 const SINK_ENV: &str = "DOSIM_BENCH_SINK";
+const FLOOR_ENV: &str = "DOSIM_BENCH_FLOOR";
 const CASE_ENV: &str = "DOSIM_BENCH_CASE";
 
-/// (target, users in progress, mean message interval in s, window in s).
-const CASES: [(&str, u32, f64, u64); 3] = [
-    ("sink", 10_000, 20.0, 30),
-    ("sink", 2_000, 1.0, 30),
-    ("workerd", 1_000, 5.0, 30),
+/// One measured run.
+struct Case {
+    /// `sink` or `workerd`.
+    target: &'static str,
+    /// Users in progress at the window's start.
+    users: u32,
+    /// Mean message interval, s.
+    interval: f64,
+    /// Window, s.
+    window: u64,
+    /// `--read-batch`, ms (0: each frame read as it arrives).
+    read_batch_ms: u64,
+}
+
+const fn case(target: &'static str, users: u32, interval: f64, window: u64, batch: u64) -> Case {
+    Case {
+        target,
+        users,
+        interval,
+        window,
+        read_batch_ms: batch,
+    }
+}
+
+const CASES: [Case; 6] = [
+    case("sink", 10_000, 20.0, 30, 1),
+    case("sink", 2_000, 1.0, 30, 1),
+    // Issue 8's side-by-side workload: 800 users in rooms of 8, a message per user per
+    // second, 60 s, per-room; read in batches (the default), then each frame at once.
+    case("workerd", 800, 1.0, 60, 1),
+    case("workerd", 800, 1.0, 60, 0),
+    case("workerd", 800, 1.0, 60, 1),
+    // Sockets held against workerd itself, not the sink.
+    case("workerd", 10_000, 20.0, 30, 1),
 ];
 
-fn run_case(case: usize) {
+fn run_case(i: usize) {
     dosim::drive::local::raise_nofile_limit();
-    let (name, users, interval, secs) = CASES[case];
-    let run = if name == "sink" {
+    let c = &CASES[i];
+    // The machine's own timer tail, beside the driver's send lag: a plain thread sleeping
+    // to 790 moments a second (the 800-user workload's rate, 1 ns timer slack like the
+    // driver), in its own process, while the case runs.
+    let floor = (c.target == "workerd" && c.users == 800).then(|| {
+        Command::new(std::env::current_exe().unwrap())
+            .env(FLOOR_ENV, (c.window * 790).to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the timer floor starts")
+    });
+    let run = if c.target == "sink" {
         let sink = Sink::start();
         let target = format!("ws://127.0.0.1:{}", sink.port);
-        drive_once(users, interval, secs, Strategy::Sharded(16), Some(target))
+        drive_once(c, Strategy::Sharded(16), Some(target))
     } else {
-        drive_once(users, interval, secs, Strategy::PerRoom, None)
+        drive_once(c, Strategy::PerRoom, None)
     };
-    println!("ROW {}", row(name, users, interval, secs, &run).trim_end());
+    println!("ROW {}", row(c, &run).trim_end());
+    if let Some(floor) = floor {
+        let out = floor.wait_with_output().expect("the timer floor ends");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    let d = run.report.drive.as_ref().unwrap();
+    if let Some(cpu) = d.driver.cpu_us_per_message {
+        println!("CPU_PER_MSG {cpu}");
+    }
 }
 
 fn main() {
     if std::env::var_os(SINK_ENV).is_some() {
         sink();
+        return;
+    }
+    if let Some(n) = std::env::var(FLOOR_ENV).ok().and_then(|v| v.parse().ok()) {
+        timer_floor(n);
         return;
     }
     if !std::env::args().any(|a| a == "--bench") {
@@ -78,29 +130,42 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut md = String::new();
     md.push_str("# `dosim drive`: the driver's own cost\n\n");
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
     md.push_str(&format!(
-        "Measured by `cargo bench --bench drive` (`benches/drive.rs`) on {cores} cores ({cpu}), open-file limit {}.\n\n",
-        nofile.map_or("?".into(), |n| n.to_string())
+        "Measured by `cargo bench --bench drive` (`benches/drive.rs`) on {cores} cores ({cpu}), open-file limit {}; load average {} at the start.\n\n",
+        nofile.map_or("?".into(), |n| n.to_string()),
+        load()
     ));
     md.push_str(
         "How: each row is one run of `dosim::drive::drive` (the library behind `dosim drive`) on a \
          scenario whose plan holds the given number of users in progress at `--from` (hour-long \
          sessions, 8-seat rooms filled in order, exponential message intervals, 200-byte bodies): \
          they connect during the ramp, then the measured window runs. \
+         *Read batch* is `--read-batch`: how long received frames may wait to be read (their \
+         arrival is the kernel's receive stamp either way; 0 ms reads each frame as it arrives). \
          *Sockets* is the peak the driver held open at once; *RSS/conn* is (driver RSS at the \
          window's start − RSS before the ramp) ÷ sockets open then; *CPU/msg* and *CPU/frame* \
          are the driver process's utime+stime (from `/proc/self/stat`, 10 ms resolution) over \
-         the window and grace, ÷ messages sent, and ÷ messages sent + deliveries received. \
+         the window and grace, ÷ messages sent, and ÷ messages sent + deliveries received; \
+         *kernel* is the system-time share of it (on loopback a send's kernel path includes the \
+         receiver's TCP processing). *Send lag* is actual − intended send time; *delivery* is \
+         per recipient from the intended send time. \
          Targets: **sink** is a minimal Rust WebSocket room server in a separate process (it \
          relays each message to the other 7 members), **workerd** is the project's Worker on a \
          local workerd (`--local`, hibernation off), whose own CPU per message is shown beside \
          the driver's. Driver and target share the machine's cores.\n\n",
     );
-    md.push_str("| target | users | msg/s planned | window | sockets held | RSS/conn | driver CPU/msg | driver CPU/frame | send lag p99 | delivery p99 (intended) | faults | target CPU/msg |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| target | users | msg/s planned | window | read batch | sockets held | RSS/conn | driver CPU/msg | driver CPU/frame | kernel | send lag p50 / p99 | delivery p50 / p99 | faults | target CPU/msg |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 
     // Each case in a fresh process, so that memory figures are not blurred by a previous
     // run's freed memory.
+    let mut cpu_per_msg: Vec<Option<f64>> = Vec::new();
+    let mut floors: Vec<String> = Vec::new();
     for case in 0..CASES.len() {
         let out = Command::new(std::env::current_exe().unwrap())
             .arg("--bench")
@@ -116,12 +181,43 @@ fn main() {
         eprintln!("{row}");
         md.push_str(row);
         md.push('\n');
+        if let Some(floor) = text.lines().find_map(|l| l.strip_prefix("FLOOR ")) {
+            floors.push(format!(
+                "case {} ({} ms batch): {floor}",
+                case + 1,
+                CASES[case].read_batch_ms
+            ));
+        }
+        cpu_per_msg.push(
+            text.lines()
+                .find_map(|l| l.strip_prefix("CPU_PER_MSG "))
+                .and_then(|v| v.parse().ok()),
+        );
+    }
+    md.push_str(&format!("\nLoad average at the end: {}.\n", load()));
+    if !floors.is_empty() {
+        md.push_str("\nThe machine's timer floor during the 800-user cases (a plain thread in its own process sleeping to 790 moments a second, 1 ns timer slack; lateness of its wake-ups, ms): no driver's send lag can be below it.\n\n");
+        for f in &floors {
+            md.push_str(&format!("- {f}\n"));
+        }
+    }
+    // The issue-8 workload, batched (cases 2 and 4) against read at once (case 3).
+    let batched: Vec<f64> = [2, 4].iter().filter_map(|&i| cpu_per_msg[i]).collect();
+    if let (false, Some(at_once)) = (batched.is_empty(), cpu_per_msg[3]) {
+        let mean = batched.iter().sum::<f64>() / batched.len() as f64;
+        md.push_str(&format!(
+            "\nIn this run, on the 800-user workload, reading in 1 ms batches cost the driver {mean:.1} µs of CPU per message (mean of {} runs) against {at_once:.1} µs reading each frame at once: {:.2}× as much.\n",
+            batched.len(),
+            mean / at_once
+        ));
     }
     md.push_str(
         "\nReading: the driver holds 10,000 concurrent WebSockets in one process within the \
-         default open-file limit; its CPU per message includes receiving and timing every \
-         per-recipient delivery. Against workerd, compare the driver's CPU per message with \
-         workerd's: the driver must stay well below it so that it is never the bottleneck.\n",
+         default open-file limit, against the sink and against workerd; its CPU per message \
+         includes receiving and timing every per-recipient delivery. Against workerd, compare \
+         the driver's CPU per message with workerd's: the driver must stay well below it so \
+         that it is never the bottleneck. The driver runs on one thread; to use more cores, \
+         run shards (`--shard I/N`) and merge them.\n",
     );
     print!("{md}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/drive-benchmark.md");
@@ -158,42 +254,48 @@ hibernation = false
     Scenario::parse(&text, Path::new("bench.toml")).unwrap()
 }
 
-fn drive_once(
-    users: u32,
-    interval: f64,
-    secs: u64,
-    strategy: Strategy,
-    target: Option<String>,
-) -> DriveRun {
-    let s = scenario(users, interval);
+fn drive_once(c: &Case, strategy: Strategy, target: Option<String>) -> DriveRun {
+    let s = scenario(c.users, c.interval);
     let pricing = PriceTable::builtin(PriceTable::DEFAULT).unwrap();
     let opts = Options {
         local: target.is_none(),
         target,
         strategy,
         from: Some(Duration::from_secs(2 * 3600)),
-        duration: Duration::from_secs(secs),
+        duration: Duration::from_secs(c.window),
         progress: false,
         connect_timeout: Duration::from_secs(30),
+        read_batch: Duration::from_millis(c.read_batch_ms),
         ..Options::default()
     };
     drive::drive(&s, &pricing, &[], &opts).expect("the run starts")
 }
 
-fn row(name: &str, users: u32, interval: f64, secs: u64, run: &DriveRun) -> String {
+fn row(c: &Case, run: &DriveRun) -> String {
     let r = &run.report;
     let d = r.drive.as_ref().unwrap();
     let f = |v: Option<f64>, unit: &str| v.map_or("n/a".into(), |v| format!("{v:.1} {unit}"));
+    let f2 = |v: Option<f64>, unit: &str| v.map_or("n/a".into(), |v| format!("{v:.2} {unit}"));
     let faults: u64 = d.faults.values().sum();
+    let lag = r.latency_ms.send_lag.as_ref();
     format!(
-        "| {name} | {users} | {:.0} | {secs} s | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-        f64::from(users) / interval,
+        "| {} | {} | {:.0} | {} s | {} ms | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} |\n",
+        c.target,
+        c.users,
+        f64::from(c.users) / c.interval,
+        c.window,
+        c.read_batch_ms,
         d.driver.peak_open_sockets,
         f(d.driver.rss_bytes_per_connection.map(|b| b / 1024.0), "KiB"),
         f(d.driver.cpu_us_per_message, "µs"),
         f(d.driver.cpu_us_per_frame, "µs"),
-        f(r.latency_ms.send_lag.as_ref().and_then(|l| l.p99), "ms"),
-        f(r.latency_ms.message.p99, "ms"),
+        d.driver
+            .cpu_kernel_share
+            .map_or("n/a".into(), |k| format!("{:.0}%", k * 100.0)),
+        f2(lag.and_then(|l| l.p50), "ms"),
+        f2(lag.and_then(|l| l.p99), "ms"),
+        f2(r.latency_ms.message.p50, "ms"),
+        f2(r.latency_ms.message.p99, "ms"),
         faults,
         f(
             d.cpu
@@ -203,6 +305,33 @@ fn row(name: &str, users: u32, interval: f64, secs: u64, run: &DriveRun) -> Stri
             "µs"
         ),
     )
+}
+
+/// Sleep to `n` moments 1/790 s apart and print how late the wake-ups were.
+fn timer_floor(n: usize) {
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
+    let step = Duration::from_secs(1) / 790;
+    let start = std::time::Instant::now() + Duration::from_millis(10);
+    let mut lags: Vec<u64> = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = start + step * i as u32;
+        let now = std::time::Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+        lags.push(at.elapsed().as_nanos() as u64);
+    }
+    lags.sort_unstable();
+    let q = |p: f64| lags[((lags.len() - 1) as f64 * p) as usize] as f64 / 1e6;
+    println!(
+        "FLOOR p50 {:.3}, p90 {:.3}, p99 {:.3}, p99.9 {:.3}, max {:.3} ({} wake-ups)",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        q(1.0),
+        lags.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -603,7 +603,8 @@ pub async fn tcp(target: &Target, timeout: Duration) -> Result<TcpStream, Connec
 /// `tls` target the TLS handshake (SNI: the target's host).
 pub async fn stream(target: &Target, timeout: Duration) -> Result<Stream, ConnectError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let tcp = StampedTcp::new(tcp(target, timeout).await?).map_err(|e| ConnectError::from_io(&e))?;
+    let tcp =
+        StampedTcp::new(tcp(target, timeout).await?).map_err(|e| ConnectError::from_io(&e))?;
     if !target.tls {
         return Ok(Stream::Plain(tcp));
     }

@@ -160,14 +160,18 @@ impl Pacer {
 
     /// Whether reads were to be batched but a socket without stamps stopped it.
     pub(crate) fn saw_unstamped(&self) -> bool {
-        self.shared.as_ref().is_some_and(|s| {
-            !s.read_batch.is_zero() && s.unstamped.load(AtomicOrdering::SeqCst)
-        })
+        self.shared
+            .as_ref()
+            .is_some_and(|s| !s.read_batch.is_zero() && s.unstamped.load(AtomicOrdering::SeqCst))
     }
 
     /// How long before its moment a deadline hands over to the pacer.
     fn lead(&self) -> Duration {
-        COARSE_LEAD + self.shared.as_ref().map_or(Duration::ZERO, |s| s.read_batch)
+        COARSE_LEAD
+            + self
+                .shared
+                .as_ref()
+                .map_or(Duration::ZERO, |s| s.read_batch)
     }
 
     /// A wait until `at`.

@@ -100,7 +100,8 @@ impl AsyncRead for StampedTcp {
             let want = unfilled.len();
             let mut stamp = None;
             // `try_io` marks the socket drained on `WouldBlock`, so the loop waits again.
-            match ready.try_io(|tcp| recv_stamped(tcp.get_ref().as_raw_fd(), unfilled, &mut stamp)) {
+            match ready.try_io(|tcp| recv_stamped(tcp.get_ref().as_raw_fd(), unfilled, &mut stamp))
+            {
                 Ok(Ok(n)) => {
                     if n > 0 && n < want {
                         // A short read emptied the socket: the next read waits for more
@@ -158,7 +159,10 @@ mod tests {
         let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let mut client = StampedTcp::new(client.unwrap()).unwrap();
         let (mut server, _) = server.unwrap();
-        assert!(client.stamped(), "Linux stamps TCP segments (SO_TIMESTAMPNS)");
+        assert!(
+            client.stamped(),
+            "Linux stamps TCP segments (SO_TIMESTAMPNS)"
+        );
         assert_eq!(client.arrived(), None, "nothing read yet");
 
         let sent = Instant::now();
@@ -171,7 +175,10 @@ mod tests {
         assert_eq!(&buf[..n], b"frame");
         let arrived = client.arrived().expect("a stamp");
         // The two clocks are read a few microseconds apart: allow 1 ms of slack.
-        assert!(arrived + Duration::from_millis(1) >= sent, "arrived before it was sent");
+        assert!(
+            arrived + Duration::from_millis(1) >= sent,
+            "arrived before it was sent"
+        );
         assert!(
             arrived + Duration::from_millis(10) < reading,
             "the stamp is the read's time, not the arrival's: {:?} before the read",

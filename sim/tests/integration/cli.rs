@@ -468,7 +468,10 @@ fn a_read_batch_past_its_limit_exits_2_naming_the_option() {
         let err = String::from_utf8_lossy(&out.stderr);
         if refused {
             assert_eq!(out.status.code(), Some(2), "{batch}: {err}");
-            assert!(err.contains("--read-batch") && err.contains("at most 10ms"), "{err}");
+            assert!(
+                err.contains("--read-batch") && err.contains("at most 10ms"),
+                "{err}"
+            );
         } else {
             assert!(!err.contains("--read-batch"), "{batch}: {err}");
         }
