@@ -463,6 +463,9 @@ fn notes(b: &Build<'_>, covered: &Covered, projection: &str) -> Vec<String> {
     if b.local.is_some() {
         notes.push("target: the Worker on a local workerd on this machine (loopback): no Internet, no Cloudflare edge; latencies are the runtime's own".into());
         notes.push("local workerd runs the Worker, every Durable Object, the lobby and the registry on one thread (one event loop, one isolate): all objects share one core, so per-room and sharded rooms cannot run in parallel here as they do on Cloudflare, latency includes queueing behind other objects' events, and the per-event CPU figures (drive.cpu) are this machine's runtime, not Cloudflare's".into());
+    } else if b.clock.is_some() {
+        // A merge of one `--local` shard: its process read workerd's CPU.
+        notes.push("server side: workerd's CPU was read by the shard's process (drive.cpu; drive.usage_sources says line by line what was measured)".into());
     } else {
         notes.push(format!(
             "server side: {}: the Worker's CPU and the objects' busy time are the scenario's (drive.usage_sources says so line by line)",
