@@ -166,7 +166,7 @@ fn main() {
     // run's freed memory.
     let mut cpu_per_msg: Vec<Option<f64>> = Vec::new();
     let mut floors: Vec<String> = Vec::new();
-    for case in 0..CASES.len() {
+    for (case, c) in CASES.iter().enumerate() {
         let out = Command::new(std::env::current_exe().unwrap())
             .arg("--bench")
             .env(CASE_ENV, case.to_string())
@@ -185,7 +185,7 @@ fn main() {
             floors.push(format!(
                 "case {} ({} ms batch): {floor}",
                 case + 1,
-                CASES[case].read_batch_ms
+                c.read_batch_ms
             ));
         }
         cpu_per_msg.push(

@@ -130,7 +130,7 @@ impl AsyncWrite for StampedTcp {
         let this = self.get_mut();
         loop {
             let mut ready = ready!(this.fd.poll_write_ready(cx))?;
-            match ready.try_io(|tcp| (&*tcp.get_ref()).write(buf)) {
+            match ready.try_io(|tcp| tcp.get_ref().write(buf)) {
                 Ok(result) => return Poll::Ready(result),
                 Err(_would_block) => continue,
             }
