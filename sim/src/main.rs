@@ -411,12 +411,13 @@ Examples:
   # Phase 0 at half, once and twice its load, under single, per-room and sharded:4
   dosim sweep scenarios/seed-phase0.toml --sessions-per-day 250,500,1000
 
-  # A cost curve as an SVG chart and CSV, without the progress bar
-  dosim sweep scenarios/seed-scale.toml --sessions-per-day 500,2000,8000 --svg curve.svg --csv curve.csv --quiet
+  # Any numeric key, several making a grid: 3 loads log-spaced from 250 to 1,000 sessions a
+  # day, with 50 and 100 rooms; an SVG chart and CSV, without the progress bar
+  dosim sweep scenarios/seed-phase0.toml --vary arrivals.sessions_per_day=250..1000:3:log --vary rooms.count=50,100 --svg curve.svg --csv curve.csv --quiet
 
-  # Standard accept() sockets, two strategies, 5 replications per point: the chart draws
-  # each mean with its 95% confidence band and error bars
-  dosim sweep scenarios/seed-phase0.toml --sessions-per-day 250,500,1000 --strategies single,per-room --hibernation false --replications 5 --svg curve-ci.svg --quiet";
+  # Measured points beside the curve: every point under every strategy driven 20 s against a
+  # fresh local workerd (needs Node.js and npm the first time), with calibrated service times
+  dosim sweep scenarios/seed-scale.toml --sessions-per-day 2000,8000 --strategies per-room,sharded:4 --calibration scenarios/calibration-local.toml --drive --local --markdown curve.md";
 
 const DRIVE_EXAMPLES: &str = "\
 Examples:

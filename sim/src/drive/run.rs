@@ -79,6 +79,8 @@ pub(crate) struct Ctx {
     pub ctl: watch::Sender<Phase>,
     /// Fine wake-ups for sends and arrivals.
     pub pacer: Pacer,
+    /// Keeps the kernel stamping received segments from before the first connection.
+    _stamping: Option<std::net::UdpSocket>,
     /// Why the run stopped early, and in which phase.
     stop: Mutex<Option<(Stop, Phase)>>,
     stopping: Notify,
@@ -121,6 +123,7 @@ impl Ctx {
             state: Mutex::new(state),
             ctl: watch::channel(Phase::Ramp).0,
             pacer: Pacer::start(read_batch),
+            _stamping: super::stamp::keep_stamping(),
             stop: Mutex::new(None),
             stopping: Notify::new(),
             forced: AtomicU64::new(0),

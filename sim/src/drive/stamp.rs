@@ -67,6 +67,16 @@ impl StampedTcp {
     }
 }
 
+/// A socket that keeps the kernel stamping for as long as it is held. The kernel turns its
+/// receive stamps on for everyone when the first socket asks, a moment later (deferred
+/// work): segments received before are not stamped, and their frames fall back to the time
+/// of the read. Holding one from the start of a run makes sure its connections' are.
+pub fn keep_stamping() -> Option<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket::setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
+    Some(socket)
+}
+
 /// One `recvmsg` on `fd` into `buf`, setting `stamp` to the kernel's stamp if it gave one.
 fn recv_stamped(
     fd: std::os::fd::RawFd,
@@ -108,9 +118,8 @@ impl AsyncRead for StampedTcp {
                         // instead of finding nothing.
                         ready.clear_ready();
                     }
-                    if stamp.is_some() {
-                        this.last = stamp;
-                    }
+                    // A read without a stamp must not keep an older read's.
+                    this.last = stamp;
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
@@ -154,6 +163,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_keeps_when_the_bytes_arrived_not_when_they_were_read() {
+        let _stamping = keep_stamping().expect("a UDP socket on loopback");
+        // The kernel turns stamps on in deferred work.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
