@@ -16,8 +16,11 @@
 //!   kernel; their arrival time is the kernel's stamp ([`super::stamp`]), so the wait is not
 //!   counted against the server. The driver then wakes about once per moment or batch, not
 //!   once per frame: on loopback a wake-up (a context switch) was most of the driver's CPU.
-//! - **Reacting** (`read_batch` = 0, or while a connection is being opened, whose handshake
-//!   has no stamp): the runtime waits on its sockets as usual, and one Linux `timerfd`,
+//!   It batches only while frames come at least one per batch (looked at every 100 ms):
+//!   below that a batch saves no wake-up, and ticking would cost an idle driver 1,000
+//!   wake-ups a second.
+//! - **Reacting** (`read_batch` = 0, quiet traffic, or while a connection is being opened,
+//!   whose handshake has no stamp): the runtime waits on its sockets as usual, and one Linux `timerfd`,
 //!   armed at nanosecond resolution for the earliest moment, wakes the pacer's task among
 //!   them.
 //!
@@ -30,7 +33,7 @@ use std::collections::BinaryHeap;
 use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -89,6 +92,12 @@ struct Shared {
     read_batch: Duration,
     /// Connections being opened ([`Urgent`] guards alive).
     urgent: AtomicUsize,
+    /// Frames read so far ([`Pacer::frame_read`]).
+    frames: AtomicU64,
+    /// Whether frames arrived at least `min_per_batch` per batch at the last look.
+    busy: AtomicBool,
+    /// Below this many frames per batch, batching saves no wake-up: the pacer reacts.
+    min_per_batch: f64,
     /// A socket the kernel does not stamp was seen: reads are never batched from then on.
     unstamped: AtomicBool,
     /// Told when `urgent` falls to 0.
@@ -108,6 +117,12 @@ impl Pacer {
     /// cannot be made, deadlines fall back to tokio's timer and reads are not batched;
     /// [`Pacer::fine`] says which.
     pub(crate) fn start(read_batch: Duration) -> Pacer {
+        Pacer::start_with(read_batch, 1.0)
+    }
+
+    /// [`Pacer::start`], batching only while at least `min_per_batch` frames arrive per batch
+    /// (0: always).
+    fn start_with(read_batch: Duration, min_per_batch: f64) -> Pacer {
         let timer = timerfd_create(
             TimerfdClockId::Monotonic,
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
@@ -127,6 +142,9 @@ impl Pacer {
             pending: Mutex::new(Pending::default()),
             read_batch,
             urgent: AtomicUsize::new(0),
+            frames: AtomicU64::new(0),
+            busy: AtomicBool::new(min_per_batch <= 0.0),
+            min_per_batch,
             unstamped: AtomicBool::new(false),
             calm: Notify::new(),
         });
@@ -148,6 +166,14 @@ impl Pacer {
             s.urgent.fetch_add(1, AtomicOrdering::SeqCst);
         }
         Urgent(self.shared.clone())
+    }
+
+    /// A frame was read: the pacer batches reads only while they come often enough for a
+    /// batch to hold more than one.
+    pub(crate) fn frame_read(&self) {
+        if let Some(s) = &self.shared {
+            s.frames.fetch_add(1, AtomicOrdering::Relaxed);
+        }
     }
 
     /// A socket whose reads the kernel does not stamp: from now on every frame is read as
@@ -191,6 +217,15 @@ impl Pacer {
     }
 }
 
+/// How often the pacer looks at how many frames arrive.
+const TRAFFIC_CHECK: Duration = Duration::from_millis(100);
+
+/// The frame count at the pacer's last look.
+struct Traffic {
+    since: Instant,
+    frames: u64,
+}
+
 /// See [`Pacer::urgent`].
 pub(crate) struct Urgent(Option<Arc<Shared>>);
 
@@ -208,8 +243,24 @@ impl Shared {
     /// Whether reads may wait now.
     fn batching(&self) -> bool {
         !self.read_batch.is_zero()
+            && self.busy.load(AtomicOrdering::SeqCst)
             && !self.unstamped.load(AtomicOrdering::SeqCst)
             && self.urgent.load(AtomicOrdering::SeqCst) == 0
+    }
+
+    /// Look at the traffic again if [`TRAFFIC_CHECK`] has passed since the last look.
+    fn look(&self, t: &mut Traffic) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(t.since);
+        if elapsed < TRAFFIC_CHECK {
+            return;
+        }
+        let frames = self.frames.load(AtomicOrdering::Relaxed);
+        let per_batch = frames.saturating_sub(t.frames) as f64 * self.read_batch.as_secs_f64()
+            / elapsed.as_secs_f64();
+        self.busy
+            .store(per_batch >= self.min_per_batch, AtomicOrdering::SeqCst);
+        *t = Traffic { since: now, frames };
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -272,9 +323,14 @@ async fn run(s: Arc<Shared>) {
     // The thread is the runtime's; its epoll waits are timed by tokio's 1 ms timer anyway.
     let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
     let mut due: Vec<Waker> = Vec::new();
+    let mut traffic = Traffic {
+        since: Instant::now(),
+        frames: 0,
+    };
     loop {
+        s.look(&mut traffic);
         if !s.batching() {
-            react(&s, &mut due).await;
+            react(&s, &mut due, &mut traffic).await;
         } else {
             batch(&s, &mut due);
             // The runtime polls its sockets without blocking, runs every task they and the
@@ -302,9 +358,9 @@ fn batch(s: &Shared, due: &mut Vec<Waker>) {
 }
 
 /// Reacting: let the runtime wait on its sockets, with the timer set for the earliest
-/// moment, until the timer fires (then wake the sessions due) or, when batching is on, the
-/// last connection being opened is done.
-async fn react(s: &Shared, due: &mut Vec<Waker>) {
+/// moment, until the timer fires (then wake the sessions due), until the last connection
+/// being opened is done, or until frames come often enough to batch.
+async fn react(s: &Shared, due: &mut Vec<Waker>, traffic: &mut Traffic) {
     {
         let mut p = s.lock();
         p.reacting = true;
@@ -315,9 +371,11 @@ async fn react(s: &Shared, due: &mut Vec<Waker>) {
     }
     loop {
         let calm = s.calm.notified();
+        s.look(traffic);
         if s.batching() {
             return;
         }
+        let look_again = tokio::time::sleep_until((traffic.since + TRAFFIC_CHECK).into());
         tokio::select! {
             ready = s.timer.readable() => {
                 let Ok(mut ready) = ready else {
@@ -334,6 +392,7 @@ async fn react(s: &Shared, due: &mut Vec<Waker>) {
                 }
             }
             _ = calm => {}
+            _ = look_again, if !s.read_batch.is_zero() => {}
         }
     }
 }
@@ -425,7 +484,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deadline_never_fires_early_on_many_threads() {
         for batch in [Duration::ZERO, BATCH] {
-            let pacer = Pacer::start(batch);
+            let pacer = Pacer::start_with(batch, 0.0);
             assert!(pacer.fine(), "Linux has timerfd");
             deadlines_never_fire_early(pacer).await;
         }
@@ -438,12 +497,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_deadline_never_fires_early_with_batched_reads() {
+        deadlines_never_fire_early(Pacer::start_with(BATCH, 0.0)).await;
+    }
+
+    #[tokio::test]
+    async fn a_deadline_never_fires_early_when_quiet_traffic_turns_batching_off() {
         deadlines_never_fire_early(Pacer::start(BATCH)).await;
     }
 
     #[tokio::test]
-    async fn a_deadline_never_fires_early_while_a_connection_is_urgent() {
+    async fn batching_follows_the_traffic() {
         let pacer = Pacer::start(BATCH);
+        let s = pacer.shared.as_ref().unwrap();
+        assert!(!s.batching(), "no frames yet");
+        let mut t = Traffic {
+            since: Instant::now() - TRAFFIC_CHECK,
+            frames: 0,
+        };
+        // 1 frame in 100 ms: far below one per 1 ms batch.
+        pacer.frame_read();
+        s.look(&mut t);
+        assert!(!s.batching());
+        // 500 frames in the next 100 ms: 5 per batch.
+        t.since -= TRAFFIC_CHECK;
+        (0..500).for_each(|_| pacer.frame_read());
+        s.look(&mut t);
+        assert!(s.batching());
+        // A connection being opened: reacting until it is done.
+        let urgent = pacer.urgent();
+        assert!(!s.batching());
+        drop(urgent);
+        assert!(s.batching());
+        // A socket without stamps: never again.
+        pacer.unstamped();
+        assert!(!s.batching());
+        assert!(pacer.saw_unstamped());
+    }
+
+    #[tokio::test]
+    async fn a_deadline_never_fires_early_while_a_connection_is_urgent() {
+        let pacer = Pacer::start_with(BATCH, 0.0);
         let urgent = pacer.urgent();
         deadlines_never_fire_early(pacer.clone()).await;
         drop(urgent);
@@ -459,7 +552,7 @@ mod tests {
     async fn a_reset_deadline_waits_for_the_new_moment() {
         for batch in [Duration::ZERO, BATCH] {
             let start = Instant::now();
-            let mut d = Pacer::start(batch).deadline(start + Duration::from_millis(1));
+            let mut d = Pacer::start_with(batch, 0.0).deadline(start + Duration::from_millis(1));
             d.reset(start + Duration::from_millis(6));
             (&mut d).await;
             assert!(Instant::now() >= start + Duration::from_millis(6));

@@ -716,6 +716,7 @@ impl Session {
 
     async fn on_text(&mut self, text: &str, ws: &mut Ws) {
         let now = arrival(ws);
+        self.ctx.pacer.frame_read();
         let Some(frame) = ServerFrame::parse(text) else {
             self.ctx.state().fault("unparsable_frame");
             return;

@@ -574,7 +574,7 @@ impl DriveDetails {
         let dr = &self.driver;
         let _ = writeln!(
             o,
-            "  driver: {:.0} ms CPU ({} µs per message, {} µs per frame sent or received, {}% in the kernel), reads batched within {} ms, {} sockets at peak, {} KiB RSS per connection",
+            "  driver: {:.0} ms CPU ({} µs per message, {} µs per frame sent or received, {}% in the kernel), reads batched within {} ms when busy, {} sockets at peak, {} KiB RSS per connection",
             dr.cpu_ms,
             opt(dr.cpu_us_per_message, 1),
             opt(dr.cpu_us_per_frame, 2),
