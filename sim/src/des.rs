@@ -267,8 +267,20 @@ pub struct Simulation<'a> {
     costs: EventCosts,
     object_used: Vec<bool>,
     lobby_used: bool,
-    /// Scratch list of a room's recipients (reused to avoid an allocation per message).
-    members: Vec<u64>,
+    /// Per room, its seated users as the fan-out needs them, in the admission's seated order
+    /// (kept in step with it: [`Admission::seated_in`] is the same list of ids). Each carries
+    /// its path latency, so a message's deliveries read one list, not every recipient's
+    /// session.
+    seated: Vec<Vec<Member>>,
+}
+
+/// A seated user in its room's list ([`Simulation::seated`]).
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    /// The admission's id of the session ([`Simulation::uid`]).
+    uid: u64,
+    /// The session's path latency (its `path_ns`).
+    path_ns: u64,
 }
 
 impl<'a> Simulation<'a> {
@@ -395,7 +407,7 @@ impl<'a> Simulation<'a> {
             costs: EventCosts::from_scenario(scenario, None),
             object_used: vec![false; objects as usize],
             lobby_used: false,
-            members: Vec::new(),
+            seated: vec![Vec::new(); rooms as usize],
         }
     }
 
@@ -736,6 +748,7 @@ impl<'a> Simulation<'a> {
         }
         match outcome {
             JoinOutcome::Admitted => {
+                self.take_seat(s, room);
                 self.sess(s).phase = Phase::Joining;
                 self.events.schedule(answer_at, Event::Seated(s));
             }
@@ -881,15 +894,14 @@ impl<'a> Simulation<'a> {
         let object = self.room_object[room as usize];
         // Recipients: everyone seated in the room when the message reaches the object, but
         // the sender.
-        self.members.clear();
-        self.members.extend(
-            self.admission
-                .seated_in(room)
-                .iter()
-                .copied()
-                .filter(|&m| m != sender),
-        );
-        let recipients = self.members.len() as u64;
+        debug_assert!(self.seated[room as usize]
+            .iter()
+            .map(|m| m.uid)
+            .eq(self.admission.seated_in(room).iter().copied()));
+        let recipients = self.seated[room as usize]
+            .iter()
+            .filter(|m| m.uid != sender)
+            .count() as u64;
         let service = self
             .draws
             .service(Work::Message)
@@ -899,11 +911,13 @@ impl<'a> Simulation<'a> {
             Served::Overloaded => self.out.messages_failed += 1,
             Served::Done { done_ns, .. } => {
                 self.out.messages_accepted += 1;
-                for i in 0..self.members.len() {
-                    let back = self.hop(Self::sid(self.members[i]));
-                    self.out
-                        .message
-                        .record_ns(done_ns.saturating_add(back) - intended);
+                for m in &self.seated[room as usize] {
+                    if m.uid != sender {
+                        let back = self.draws.hop(m.path_ns);
+                        self.out
+                            .message
+                            .record_ns(done_ns.saturating_add(back) - intended);
+                    }
                 }
                 self.out.deliveries += recipients;
                 self.meter.delivered(recipients);
@@ -977,7 +991,11 @@ impl<'a> Simulation<'a> {
 
     /// Free the session's seat or queue place at time `at` and notify promoted users.
     fn leave(&mut self, at: u64, s: Sid) {
-        let promoted = match self.admission.leave(Self::uid(s)) {
+        let outcome = self.admission.leave(Self::uid(s));
+        if matches!(outcome, LeaveOutcome::Left { .. }) {
+            self.leave_seat(s);
+        }
+        let promoted = match outcome {
             LeaveOutcome::Left { promoted } | LeaveOutcome::Abandoned { promoted } => {
                 // The departure, and each promotion, change the lobby's stored state.
                 self.lobby_rows(1 + promoted.len());
@@ -986,8 +1004,9 @@ impl<'a> Simulation<'a> {
             LeaveOutcome::Unknown => Vec::new(),
         };
         self.free_session(s);
-        for Promotion { user, .. } in promoted {
+        for Promotion { user, room } in promoted {
             let p = Self::sid(user);
+            self.take_seat(p, room);
             let mut notify = at.saturating_add(self.hop(p));
             if self.use_lobby {
                 // The lobby tells the room object by RPC, which tells the client.
@@ -1001,6 +1020,27 @@ impl<'a> Simulation<'a> {
             }
         }
         self.track_peaks();
+    }
+
+    /// `s` was given a seat in `room` by the admission: it joins the room's list.
+    fn take_seat(&mut self, s: Sid, room: u32) {
+        let path_ns = self.sessions[s.slot as usize].path_ns;
+        self.seated[room as usize].push(Member {
+            uid: Self::uid(s),
+            path_ns,
+        });
+    }
+
+    /// Seated `s` left its room: it leaves the room's list (which keeps its order, as the
+    /// admission's does).
+    fn leave_seat(&mut self, s: Sid) {
+        let room = self.sessions[s.slot as usize].room;
+        let list = &mut self.seated[room as usize];
+        let i = list
+            .iter()
+            .position(|m| m.uid == Self::uid(s))
+            .expect("a seated user is in its room's list");
+        list.remove(i);
     }
 
     /// `changes` changes of the lobby's state, each writing its storage rows (lobby mode
