@@ -83,23 +83,34 @@ enum Phase {
     Free,
 }
 
+/// What a session's every message reads and writes, in one cache line: at a million
+/// sessions the slots are far larger than the caches, and each message costs one miss on its
+/// sender's line. The rest of the session is in [`Details`].
 #[derive(Debug)]
+#[repr(align(64))]
 struct Session {
-    gen: u32,
+    /// Its message stream.
+    rng: Rng,
     /// One-way latency between this user and the room object (client↔edge plus edge↔object),
     /// drawn once per session: a user's place on the network does not change mid-session.
     path_ns: u64,
+    leave_at: u64,
+    gen: u32,
     room: u32,
-    object: u32,
     phase: Phase,
+}
+
+const _: () = assert!(std::mem::size_of::<Session>() == 64);
+
+/// The rest of a session, read on its arrival, admission and departure only.
+#[derive(Debug)]
+struct Details {
     arrival: u64,
     length: u64,
     patience: Option<u64>,
-    leave_at: u64,
     was_queued: bool,
     /// In progress at the stretch's start ([`Stretch`]): its planned end and next message.
     carried: Option<crate::drive::plan::Carried>,
-    rng: Rng,
 }
 
 /// One planned session to execute: the plan's, or one carried into a [`Stretch`].
@@ -248,6 +259,8 @@ pub struct Simulation<'a> {
     lobby: Object,
     rule: OverloadRule,
     sessions: Vec<Session>,
+    /// Indexed like `sessions`.
+    details: Vec<Details>,
     free_slots: Vec<u32>,
     /// Seats claimed per room by sessions on their way in or seated (for "fill").
     claimed: Vec<u32>,
@@ -389,6 +402,7 @@ impl<'a> Simulation<'a> {
                 max_queue_delay_ns: p.overload.max_queue_delay.map(|d| d.0),
             },
             sessions: Vec::new(),
+            details: Vec::new(),
             free_slots: Vec::new(),
             claimed: vec![0; rooms as usize],
             rooms_with_space: (0..rooms).collect(),
@@ -521,6 +535,15 @@ impl<'a> Simulation<'a> {
         &mut self.sessions[s.slot as usize]
     }
 
+    fn details(&mut self, s: Sid) -> &mut Details {
+        &mut self.details[s.slot as usize]
+    }
+
+    /// The object of session `s`'s room.
+    fn object(&self, s: Sid) -> u32 {
+        self.room_object[self.sessions[s.slot as usize].room as usize]
+    }
+
     /// The admission module's id of a session: its slot and generation, unique among the
     /// sessions present, and a direct index back into the slots.
     fn uid(s: Sid) -> u64 {
@@ -554,7 +577,7 @@ impl<'a> Simulation<'a> {
         let room = self.choose_room(&plan);
         self.claim(room, 1);
         let sid = self.new_session(&plan, room, now);
-        self.sess(sid).carried = carried;
+        self.details(sid).carried = carried;
         self.counts(sid).arrived += 1;
         // The Worker: one request and its CPU, then on to the object.
         self.meter.worker_request();
@@ -592,28 +615,30 @@ impl<'a> Simulation<'a> {
     }
 
     fn new_session(&mut self, plan: &SessionPlan, room: u32, now: u64) -> Sid {
-        let object = self.room_object[room as usize];
         let path_ns = self.draws.client_edge() + self.draws.edge_object();
         let session = Session {
             gen: 0,
             path_ns,
             room,
-            object,
             phase: Phase::Connecting,
+            leave_at: u64::MAX,
+            rng: plan.rng.clone(),
+        };
+        let details = Details {
             arrival: now,
             length: plan.length_ns,
             patience: plan.patience_ns,
-            leave_at: u64::MAX,
             was_queued: false,
             carried: None,
-            rng: plan.rng.clone(),
         };
         let slot = if let Some(slot) = self.free_slots.pop() {
             let gen = self.sessions[slot as usize].gen.wrapping_add(1);
             self.sessions[slot as usize] = Session { gen, ..session };
+            self.details[slot as usize] = details;
             slot
         } else {
             self.sessions.push(session);
+            self.details.push(details);
             (self.sessions.len() - 1) as u32
         };
         Sid {
@@ -635,7 +660,7 @@ impl<'a> Simulation<'a> {
 
     /// The session counts `s` belongs to (a carried session's apart).
     fn counts(&mut self, s: Sid) -> &mut SessionCounts {
-        if self.sessions[s.slot as usize].carried.is_some() {
+        if self.details[s.slot as usize].carried.is_some() {
             &mut self.out.carried
         } else {
             &mut self.out.sessions
@@ -680,7 +705,7 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let object = self.sess(s).object;
+        let object = self.object(s);
         let service = self.draws.service(Work::Connect);
         match self.serve(now, Some(object), Work::Connect, service) {
             Served::Overloaded => {
@@ -728,7 +753,7 @@ impl<'a> Simulation<'a> {
             Served::Overloaded => {
                 let back = self.draws.object_object() + self.hop(s);
                 // The room object closes the socket it had accepted.
-                let object = self.sess(s).object;
+                let object = self.object(s);
                 self.close_socket(now, object);
                 self.reject(now + back, s, RejectReason::Overloaded, true);
             }
@@ -753,15 +778,14 @@ impl<'a> Simulation<'a> {
                 self.events.schedule(answer_at, Event::Seated(s));
             }
             JoinOutcome::Queued { .. } => {
-                let x = self.sess(s);
-                x.phase = Phase::Queued;
-                x.was_queued = true;
+                self.sess(s).phase = Phase::Queued;
+                self.details(s).was_queued = true;
                 self.counts(s).queued += 1;
                 self.events.schedule(answer_at, Event::QueuedAnswer(s));
             }
             JoinOutcome::Rejected(reason) => {
                 // The room object closes the socket it accepted.
-                let object = self.sess(s).object;
+                let object = self.object(s);
                 self.close_socket(self.events.now(), object);
                 self.reject(answer_at, s, reason, true);
             }
@@ -788,7 +812,7 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let arrival = self.sess(s).arrival;
+        let arrival = self.details(s).arrival;
         self.out.connect.record_ns(now - arrival);
         self.free_session(s);
     }
@@ -798,8 +822,8 @@ impl<'a> Simulation<'a> {
             return;
         }
         let (arrival, patience, phase) = {
-            let x = self.sess(s);
-            (x.arrival, x.patience, x.phase)
+            let x = &self.details[s.slot as usize];
+            (x.arrival, x.patience, self.sessions[s.slot as usize].phase)
         };
         self.out.connect.record_ns(now - arrival);
         if phase == Phase::Queued || phase == Phase::Joining {
@@ -821,8 +845,9 @@ impl<'a> Simulation<'a> {
             return; // gave up before the seat arrived; the close frees it
         }
         x.phase = Phase::Seated;
-        let (arrival, was_queued, length) = (x.arrival, x.was_queued, x.length);
-        let (leave_at, first) = match (self.clock, x.carried.clone()) {
+        let d = &self.details[s.slot as usize];
+        let (arrival, was_queued, length) = (d.arrival, d.was_queued, d.length);
+        let (leave_at, first) = match (self.clock, d.carried.clone()) {
             (None, _) => (
                 now.saturating_add(length),
                 Some(self.next_message(s.slot, now)),
@@ -841,7 +866,7 @@ impl<'a> Simulation<'a> {
             }
         };
         self.sessions[s.slot as usize].leave_at = leave_at;
-        let carried = self.sessions[s.slot as usize].carried.is_some();
+        let carried = self.details[s.slot as usize].carried.is_some();
         if !was_queued {
             self.out.connect.record_ns(now - arrival);
         } else {
@@ -955,7 +980,7 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let object = self.sess(s).object;
+        let object = self.object(s);
         let service = self.draws.service(Work::Close);
         // A close is not a billed request, but the object spends time on it; it is never
         // refused (the socket is gone either way).
@@ -1076,8 +1101,8 @@ impl<'a> Simulation<'a> {
         u.lobby_rows_written = metered.lobby_rows_written;
         u.objects_created =
             self.object_used.iter().filter(|&&b| b).count() as u64 + u64::from(self.lobby_used);
-        for x in &self.sessions {
-            let c = if x.carried.is_some() {
+        for (x, d) in self.sessions.iter().zip(&self.details) {
+            let c = if d.carried.is_some() {
                 &mut self.out.carried
             } else {
                 &mut self.out.sessions
