@@ -262,11 +262,10 @@ pub struct Simulation<'a> {
     /// Indexed like `sessions`.
     details: Vec<Details>,
     free_slots: Vec<u32>,
-    /// Seats claimed per room by sessions on their way in or seated (for "fill").
-    claimed: Vec<u32>,
+    /// Per room: its object, claimed seats and seated users.
+    rooms: Vec<Room>,
     /// Rooms whose claimed seats are below capacity.
     rooms_with_space: BTreeSet<u32>,
-    room_object: Vec<u32>,
     capacity: u32,
     max_sockets: u32,
     active_objects: u32,
@@ -280,14 +279,22 @@ pub struct Simulation<'a> {
     costs: EventCosts,
     object_used: Vec<bool>,
     lobby_used: bool,
-    /// Per room, its seated users as the fan-out needs them, in the admission's seated order
-    /// (kept in step with it: [`Admission::seated_in`] is the same list of ids). Each carries
-    /// its path latency, so a message's deliveries read one list, not every recipient's
-    /// session.
-    seated: Vec<Vec<Member>>,
 }
 
-/// A seated user in its room's list ([`Simulation::seated`]).
+/// One room, as a message to it needs it (one slot read per message).
+#[derive(Debug, Clone)]
+struct Room {
+    /// The room's object.
+    object: u32,
+    /// Seats claimed by sessions on their way in or seated (for "fill").
+    claimed: u32,
+    /// Its seated users as the fan-out needs them, in the admission's seated order (kept in
+    /// step with it: [`Admission::seated_in`] is the same list of ids). Each carries its path
+    /// latency, so a message's deliveries read this list, not every recipient's session.
+    seated: Vec<Member>,
+}
+
+/// A seated user in its room's list ([`Room::seated`]).
 #[derive(Debug, Clone, Copy)]
 struct Member {
     /// The admission's id of the session ([`Simulation::uid`]).
@@ -404,9 +411,15 @@ impl<'a> Simulation<'a> {
             sessions: Vec::new(),
             details: Vec::new(),
             free_slots: Vec::new(),
-            claimed: vec![0; rooms as usize],
+            rooms: room_object
+                .iter()
+                .map(|&object| Room {
+                    object,
+                    claimed: 0,
+                    seated: Vec::new(),
+                })
+                .collect(),
             rooms_with_space: (0..rooms).collect(),
-            room_object,
             capacity,
             max_sockets: p.max_sockets_per_object,
             active_objects: 0,
@@ -421,7 +434,6 @@ impl<'a> Simulation<'a> {
             costs: EventCosts::from_scenario(scenario, None),
             object_used: vec![false; objects as usize],
             lobby_used: false,
-            seated: vec![Vec::new(); rooms as usize],
         }
     }
 
@@ -541,7 +553,7 @@ impl<'a> Simulation<'a> {
 
     /// The object of session `s`'s room.
     fn object(&self, s: Sid) -> u32 {
-        self.room_object[self.sessions[s.slot as usize].room as usize]
+        self.rooms[self.sessions[s.slot as usize].room as usize].object
     }
 
     /// The admission module's id of a session: its slot and generation, unique among the
@@ -605,7 +617,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn claim(&mut self, room: u32, delta: i32) {
-        let c = &mut self.claimed[room as usize];
+        let c = &mut self.rooms[room as usize].claimed;
         *c = c.saturating_add_signed(delta);
         if *c < self.capacity {
             self.rooms_with_space.insert(room);
@@ -916,17 +928,16 @@ impl<'a> Simulation<'a> {
             }
         }
         let sender = Self::uid(s);
-        let object = self.room_object[room as usize];
+        let r = &self.rooms[room as usize];
+        let object = r.object;
         // Recipients: everyone seated in the room when the message reaches the object, but
         // the sender.
-        debug_assert!(self.seated[room as usize]
+        debug_assert!(r.seated.iter().map(|m| m.uid).eq(self
+            .admission
+            .seated_in(room)
             .iter()
-            .map(|m| m.uid)
-            .eq(self.admission.seated_in(room).iter().copied()));
-        let recipients = self.seated[room as usize]
-            .iter()
-            .filter(|m| m.uid != sender)
-            .count() as u64;
+            .copied()));
+        let recipients = r.seated.iter().filter(|m| m.uid != sender).count() as u64;
         let service = self
             .draws
             .service(Work::Message)
@@ -936,7 +947,7 @@ impl<'a> Simulation<'a> {
             Served::Overloaded => self.out.messages_failed += 1,
             Served::Done { done_ns, .. } => {
                 self.out.messages_accepted += 1;
-                for m in &self.seated[room as usize] {
+                for m in &self.rooms[room as usize].seated {
                     if m.uid != sender {
                         let back = self.draws.hop(m.path_ns);
                         self.out
@@ -1050,7 +1061,7 @@ impl<'a> Simulation<'a> {
     /// `s` was given a seat in `room` by the admission: it joins the room's list.
     fn take_seat(&mut self, s: Sid, room: u32) {
         let path_ns = self.sessions[s.slot as usize].path_ns;
-        self.seated[room as usize].push(Member {
+        self.rooms[room as usize].seated.push(Member {
             uid: Self::uid(s),
             path_ns,
         });
@@ -1060,7 +1071,7 @@ impl<'a> Simulation<'a> {
     /// admission's does).
     fn leave_seat(&mut self, s: Sid) {
         let room = self.sessions[s.slot as usize].room;
-        let list = &mut self.seated[room as usize];
+        let list = &mut self.rooms[room as usize].seated;
         let i = list
             .iter()
             .position(|m| m.uid == Self::uid(s))
