@@ -919,14 +919,9 @@ impl<'a> Simulation<'a> {
 
     fn message_at_object(&mut self, now: u64, s: Sid, room: u32, intended: u64) {
         self.out.messages_sent += 1;
-        // Plan the sender's next message while it is still in the room.
-        if self.live(s) {
-            let next = self.next_message(s.slot, intended);
-            let x = &self.sessions[s.slot as usize];
-            if x.phase == Phase::Seated && next < x.leave_at {
-                self.send(next, s);
-            }
-        }
+        // At scale the sender's slot and the room's are both cache misses: both are read
+        // before either is used, so that the two loads overlap.
+        let live = self.live(s);
         let sender = Self::uid(s);
         let r = &self.rooms[room as usize];
         let object = r.object;
@@ -938,6 +933,14 @@ impl<'a> Simulation<'a> {
             .iter()
             .copied()));
         let recipients = r.seated.iter().filter(|m| m.uid != sender).count() as u64;
+        // Plan the sender's next message while it is still in the room.
+        if live {
+            let next = self.next_message(s.slot, intended);
+            let x = &self.sessions[s.slot as usize];
+            if x.phase == Phase::Seated && next < x.leave_at {
+                self.send(next, s);
+            }
+        }
         let service = self
             .draws
             .service(Work::Message)
