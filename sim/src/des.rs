@@ -83,23 +83,34 @@ enum Phase {
     Free,
 }
 
+/// What a session's every message reads and writes, in one cache line: at a million
+/// sessions the slots are far larger than the caches, and each message costs one miss on its
+/// sender's line. The rest of the session is in [`Details`].
 #[derive(Debug)]
+#[repr(align(64))]
 struct Session {
-    gen: u32,
+    /// Its message stream.
+    rng: Rng,
     /// One-way latency between this user and the room object (client↔edge plus edge↔object),
     /// drawn once per session: a user's place on the network does not change mid-session.
     path_ns: u64,
+    leave_at: u64,
+    gen: u32,
     room: u32,
-    object: u32,
     phase: Phase,
+}
+
+const _: () = assert!(std::mem::size_of::<Session>() == 64);
+
+/// The rest of a session, read on its arrival, admission and departure only.
+#[derive(Debug)]
+struct Details {
     arrival: u64,
     length: u64,
     patience: Option<u64>,
-    leave_at: u64,
     was_queued: bool,
     /// In progress at the stretch's start ([`Stretch`]): its planned end and next message.
     carried: Option<crate::drive::plan::Carried>,
-    rng: Rng,
 }
 
 /// One planned session to execute: the plan's, or one carried into a [`Stretch`].
@@ -248,12 +259,13 @@ pub struct Simulation<'a> {
     lobby: Object,
     rule: OverloadRule,
     sessions: Vec<Session>,
+    /// Indexed like `sessions`.
+    details: Vec<Details>,
     free_slots: Vec<u32>,
-    /// Seats claimed per room by sessions on their way in or seated (for "fill").
-    claimed: Vec<u32>,
+    /// Per room: its object, claimed seats and seated users.
+    rooms: Vec<Room>,
     /// Rooms whose claimed seats are below capacity.
     rooms_with_space: BTreeSet<u32>,
-    room_object: Vec<u32>,
     capacity: u32,
     max_sockets: u32,
     active_objects: u32,
@@ -267,8 +279,28 @@ pub struct Simulation<'a> {
     costs: EventCosts,
     object_used: Vec<bool>,
     lobby_used: bool,
-    /// Scratch list of a room's recipients (reused to avoid an allocation per message).
-    members: Vec<u64>,
+}
+
+/// One room, as a message to it needs it (one slot read per message).
+#[derive(Debug, Clone)]
+struct Room {
+    /// The room's object.
+    object: u32,
+    /// Seats claimed by sessions on their way in or seated (for "fill").
+    claimed: u32,
+    /// Its seated users as the fan-out needs them, in the admission's seated order (kept in
+    /// step with it: [`Admission::seated_in`] is the same list of ids). Each carries its path
+    /// latency, so a message's deliveries read this list, not every recipient's session.
+    seated: Vec<Member>,
+}
+
+/// A seated user in its room's list ([`Room::seated`]).
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    /// The admission's id of the session ([`Simulation::uid`]).
+    uid: u64,
+    /// The session's path latency (its `path_ns`).
+    path_ns: u64,
 }
 
 impl<'a> Simulation<'a> {
@@ -377,10 +409,17 @@ impl<'a> Simulation<'a> {
                 max_queue_delay_ns: p.overload.max_queue_delay.map(|d| d.0),
             },
             sessions: Vec::new(),
+            details: Vec::new(),
             free_slots: Vec::new(),
-            claimed: vec![0; rooms as usize],
+            rooms: room_object
+                .iter()
+                .map(|&object| Room {
+                    object,
+                    claimed: 0,
+                    seated: Vec::new(),
+                })
+                .collect(),
             rooms_with_space: (0..rooms).collect(),
-            room_object,
             capacity,
             max_sockets: p.max_sockets_per_object,
             active_objects: 0,
@@ -395,7 +434,6 @@ impl<'a> Simulation<'a> {
             costs: EventCosts::from_scenario(scenario, None),
             object_used: vec![false; objects as usize],
             lobby_used: false,
-            members: Vec::new(),
         }
     }
 
@@ -509,6 +547,15 @@ impl<'a> Simulation<'a> {
         &mut self.sessions[s.slot as usize]
     }
 
+    fn details(&mut self, s: Sid) -> &mut Details {
+        &mut self.details[s.slot as usize]
+    }
+
+    /// The object of session `s`'s room.
+    fn object(&self, s: Sid) -> u32 {
+        self.rooms[self.sessions[s.slot as usize].room as usize].object
+    }
+
     /// The admission module's id of a session: its slot and generation, unique among the
     /// sessions present, and a direct index back into the slots.
     fn uid(s: Sid) -> u64 {
@@ -542,7 +589,7 @@ impl<'a> Simulation<'a> {
         let room = self.choose_room(&plan);
         self.claim(room, 1);
         let sid = self.new_session(&plan, room, now);
-        self.sess(sid).carried = carried;
+        self.details(sid).carried = carried;
         self.counts(sid).arrived += 1;
         // The Worker: one request and its CPU, then on to the object.
         self.meter.worker_request();
@@ -570,7 +617,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn claim(&mut self, room: u32, delta: i32) {
-        let c = &mut self.claimed[room as usize];
+        let c = &mut self.rooms[room as usize].claimed;
         *c = c.saturating_add_signed(delta);
         if *c < self.capacity {
             self.rooms_with_space.insert(room);
@@ -580,28 +627,30 @@ impl<'a> Simulation<'a> {
     }
 
     fn new_session(&mut self, plan: &SessionPlan, room: u32, now: u64) -> Sid {
-        let object = self.room_object[room as usize];
         let path_ns = self.draws.client_edge() + self.draws.edge_object();
         let session = Session {
             gen: 0,
             path_ns,
             room,
-            object,
             phase: Phase::Connecting,
+            leave_at: u64::MAX,
+            rng: plan.rng.clone(),
+        };
+        let details = Details {
             arrival: now,
             length: plan.length_ns,
             patience: plan.patience_ns,
-            leave_at: u64::MAX,
             was_queued: false,
             carried: None,
-            rng: plan.rng.clone(),
         };
         let slot = if let Some(slot) = self.free_slots.pop() {
             let gen = self.sessions[slot as usize].gen.wrapping_add(1);
             self.sessions[slot as usize] = Session { gen, ..session };
+            self.details[slot as usize] = details;
             slot
         } else {
             self.sessions.push(session);
+            self.details.push(details);
             (self.sessions.len() - 1) as u32
         };
         Sid {
@@ -623,7 +672,7 @@ impl<'a> Simulation<'a> {
 
     /// The session counts `s` belongs to (a carried session's apart).
     fn counts(&mut self, s: Sid) -> &mut SessionCounts {
-        if self.sessions[s.slot as usize].carried.is_some() {
+        if self.details[s.slot as usize].carried.is_some() {
             &mut self.out.carried
         } else {
             &mut self.out.sessions
@@ -668,7 +717,7 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let object = self.sess(s).object;
+        let object = self.object(s);
         let service = self.draws.service(Work::Connect);
         match self.serve(now, Some(object), Work::Connect, service) {
             Served::Overloaded => {
@@ -716,7 +765,7 @@ impl<'a> Simulation<'a> {
             Served::Overloaded => {
                 let back = self.draws.object_object() + self.hop(s);
                 // The room object closes the socket it had accepted.
-                let object = self.sess(s).object;
+                let object = self.object(s);
                 self.close_socket(now, object);
                 self.reject(now + back, s, RejectReason::Overloaded, true);
             }
@@ -736,19 +785,19 @@ impl<'a> Simulation<'a> {
         }
         match outcome {
             JoinOutcome::Admitted => {
+                self.take_seat(s, room);
                 self.sess(s).phase = Phase::Joining;
                 self.events.schedule(answer_at, Event::Seated(s));
             }
             JoinOutcome::Queued { .. } => {
-                let x = self.sess(s);
-                x.phase = Phase::Queued;
-                x.was_queued = true;
+                self.sess(s).phase = Phase::Queued;
+                self.details(s).was_queued = true;
                 self.counts(s).queued += 1;
                 self.events.schedule(answer_at, Event::QueuedAnswer(s));
             }
             JoinOutcome::Rejected(reason) => {
                 // The room object closes the socket it accepted.
-                let object = self.sess(s).object;
+                let object = self.object(s);
                 self.close_socket(self.events.now(), object);
                 self.reject(answer_at, s, reason, true);
             }
@@ -775,7 +824,7 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let arrival = self.sess(s).arrival;
+        let arrival = self.details(s).arrival;
         self.out.connect.record_ns(now - arrival);
         self.free_session(s);
     }
@@ -785,8 +834,8 @@ impl<'a> Simulation<'a> {
             return;
         }
         let (arrival, patience, phase) = {
-            let x = self.sess(s);
-            (x.arrival, x.patience, x.phase)
+            let x = &self.details[s.slot as usize];
+            (x.arrival, x.patience, self.sessions[s.slot as usize].phase)
         };
         self.out.connect.record_ns(now - arrival);
         if phase == Phase::Queued || phase == Phase::Joining {
@@ -808,8 +857,9 @@ impl<'a> Simulation<'a> {
             return; // gave up before the seat arrived; the close frees it
         }
         x.phase = Phase::Seated;
-        let (arrival, was_queued, length) = (x.arrival, x.was_queued, x.length);
-        let (leave_at, first) = match (self.clock, x.carried.clone()) {
+        let d = &self.details[s.slot as usize];
+        let (arrival, was_queued, length) = (d.arrival, d.was_queued, d.length);
+        let (leave_at, first) = match (self.clock, d.carried.clone()) {
             (None, _) => (
                 now.saturating_add(length),
                 Some(self.next_message(s.slot, now)),
@@ -828,7 +878,7 @@ impl<'a> Simulation<'a> {
             }
         };
         self.sessions[s.slot as usize].leave_at = leave_at;
-        let carried = self.sessions[s.slot as usize].carried.is_some();
+        let carried = self.details[s.slot as usize].carried.is_some();
         if !was_queued {
             self.out.connect.record_ns(now - arrival);
         } else {
@@ -869,27 +919,28 @@ impl<'a> Simulation<'a> {
 
     fn message_at_object(&mut self, now: u64, s: Sid, room: u32, intended: u64) {
         self.out.messages_sent += 1;
+        // At scale the sender's slot and the room's are both cache misses: both are read
+        // before either is used, so that the two loads overlap.
+        let live = self.live(s);
+        let sender = Self::uid(s);
+        let r = &self.rooms[room as usize];
+        let object = r.object;
+        // Recipients: everyone seated in the room when the message reaches the object, but
+        // the sender.
+        debug_assert!(r.seated.iter().map(|m| m.uid).eq(self
+            .admission
+            .seated_in(room)
+            .iter()
+            .copied()));
+        let recipients = r.seated.iter().filter(|m| m.uid != sender).count() as u64;
         // Plan the sender's next message while it is still in the room.
-        if self.live(s) {
+        if live {
             let next = self.next_message(s.slot, intended);
             let x = &self.sessions[s.slot as usize];
             if x.phase == Phase::Seated && next < x.leave_at {
                 self.send(next, s);
             }
         }
-        let sender = Self::uid(s);
-        let object = self.room_object[room as usize];
-        // Recipients: everyone seated in the room when the message reaches the object, but
-        // the sender.
-        self.members.clear();
-        self.members.extend(
-            self.admission
-                .seated_in(room)
-                .iter()
-                .copied()
-                .filter(|&m| m != sender),
-        );
-        let recipients = self.members.len() as u64;
         let service = self
             .draws
             .service(Work::Message)
@@ -899,11 +950,13 @@ impl<'a> Simulation<'a> {
             Served::Overloaded => self.out.messages_failed += 1,
             Served::Done { done_ns, .. } => {
                 self.out.messages_accepted += 1;
-                for i in 0..self.members.len() {
-                    let back = self.hop(Self::sid(self.members[i]));
-                    self.out
-                        .message
-                        .record_ns(done_ns.saturating_add(back) - intended);
+                for m in &self.rooms[room as usize].seated {
+                    if m.uid != sender {
+                        let back = self.draws.hop(m.path_ns);
+                        self.out
+                            .message
+                            .record_ns(done_ns.saturating_add(back) - intended);
+                    }
                 }
                 self.out.deliveries += recipients;
                 self.meter.delivered(recipients);
@@ -941,7 +994,7 @@ impl<'a> Simulation<'a> {
         if !self.live(s) {
             return;
         }
-        let object = self.sess(s).object;
+        let object = self.object(s);
         let service = self.draws.service(Work::Close);
         // A close is not a billed request, but the object spends time on it; it is never
         // refused (the socket is gone either way).
@@ -977,7 +1030,11 @@ impl<'a> Simulation<'a> {
 
     /// Free the session's seat or queue place at time `at` and notify promoted users.
     fn leave(&mut self, at: u64, s: Sid) {
-        let promoted = match self.admission.leave(Self::uid(s)) {
+        let outcome = self.admission.leave(Self::uid(s));
+        if matches!(outcome, LeaveOutcome::Left { .. }) {
+            self.leave_seat(s);
+        }
+        let promoted = match outcome {
             LeaveOutcome::Left { promoted } | LeaveOutcome::Abandoned { promoted } => {
                 // The departure, and each promotion, change the lobby's stored state.
                 self.lobby_rows(1 + promoted.len());
@@ -986,8 +1043,9 @@ impl<'a> Simulation<'a> {
             LeaveOutcome::Unknown => Vec::new(),
         };
         self.free_session(s);
-        for Promotion { user, .. } in promoted {
+        for Promotion { user, room } in promoted {
             let p = Self::sid(user);
+            self.take_seat(p, room);
             let mut notify = at.saturating_add(self.hop(p));
             if self.use_lobby {
                 // The lobby tells the room object by RPC, which tells the client.
@@ -1001,6 +1059,27 @@ impl<'a> Simulation<'a> {
             }
         }
         self.track_peaks();
+    }
+
+    /// `s` was given a seat in `room` by the admission: it joins the room's list.
+    fn take_seat(&mut self, s: Sid, room: u32) {
+        let path_ns = self.sessions[s.slot as usize].path_ns;
+        self.rooms[room as usize].seated.push(Member {
+            uid: Self::uid(s),
+            path_ns,
+        });
+    }
+
+    /// Seated `s` left its room: it leaves the room's list (which keeps its order, as the
+    /// admission's does).
+    fn leave_seat(&mut self, s: Sid) {
+        let room = self.sessions[s.slot as usize].room;
+        let list = &mut self.rooms[room as usize].seated;
+        let i = list
+            .iter()
+            .position(|m| m.uid == Self::uid(s))
+            .expect("a seated user is in its room's list");
+        list.remove(i);
     }
 
     /// `changes` changes of the lobby's state, each writing its storage rows (lobby mode
@@ -1036,8 +1115,8 @@ impl<'a> Simulation<'a> {
         u.lobby_rows_written = metered.lobby_rows_written;
         u.objects_created =
             self.object_used.iter().filter(|&&b| b).count() as u64 + u64::from(self.lobby_used);
-        for x in &self.sessions {
-            let c = if x.carried.is_some() {
+        for (x, d) in self.sessions.iter().zip(&self.details) {
+            let c = if d.carried.is_some() {
                 &mut self.out.carried
             } else {
                 &mut self.out.sessions
