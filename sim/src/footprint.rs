@@ -17,15 +17,17 @@ use crate::scenario::{Patience, RoomChoice, Scenario, NS_PER_SEC};
 
 /// Bytes per room in the simulator, whatever the strategy: its name, object index, claimed
 /// seats, admission state. Measured: 69 B a room with `single` (peak RSS of 10^6 and 10^7
-/// rooms and no other load: 74 MB and 694 MB).
-pub const BYTES_PER_ROOM: f64 = 70.0;
+/// rooms and no other load: 74 MB and 694 MB), before each room slot gained its seated list
+/// (a 24-byte header).
+pub const BYTES_PER_ROOM: f64 = 94.0;
 /// Bytes per room object (its FIFO server and billing state). Measured: 171 B a room with
 /// `per-room` (176 MB and 1.71 GB for 10^6 and 10^7 rooms), minus the 69 B of the room.
 pub const BYTES_PER_OBJECT: f64 = 105.0;
-/// Bytes per concurrent session: its slot, random stream, admission place and pending
-/// events. Measured: 644 B (peak RSS 67 MB at 100,000 and 193 MB at 300,000 concurrent users
-/// under `per-room`, rooms of 8 filled in order).
-pub const BYTES_PER_SESSION: f64 = 650.0;
+/// Bytes per concurrent session: its slot, random stream, admission place, place in its
+/// room's seated list and pending events. Measured: 700 B (peak RSS 70 MiB at 100,000 and
+/// 671 MiB at 1,000,000 concurrent users under `per-room`, rooms of 8 filled in order;
+/// `cargo bench --bench scale`).
+pub const BYTES_PER_SESSION: f64 = 700.0;
 /// Bytes per time-series sample, the report and its JSON included. Measured: 24 B in memory,
 /// 75 B with `--json` (a day at 10 ms: 209 MB and 651 MB peak RSS).
 pub const BYTES_PER_SAMPLE: f64 = 80.0;
@@ -572,7 +574,7 @@ mod tests {
 
     #[test]
     fn runs_in_parallel_share_the_memory_limit() {
-        // 10^7 rooms: 0.7 GiB under single, 1.6 GiB under per-room (its objects).
+        // 10^7 rooms: 0.9 GiB under single, 1.9 GiB under per-room (its objects).
         let text = "name = \"x\"\n[arrivals]\nsessions_per_day = 500\n[rooms]\ncount = 10000000\n";
         let s = Scenario::parse(text, std::path::Path::new("t.toml")).unwrap();
         let limit = 2.0 * GIB;
@@ -581,14 +583,14 @@ mod tests {
         let fs = check_within(&s, &[Strategy::PerRoom], limit).unwrap();
         let note = note(&fs).expect("a note for a run over 1 GiB");
         assert!(
-            note.contains("per-room: ~") && note.contains("1.6 GiB of memory"),
+            note.contains("per-room: ~") && note.contains("1.9 GiB of memory"),
             "{note}"
         );
         let (key, message) =
             check_within(&s, &[Strategy::Single, Strategy::PerRoom], limit).unwrap_err();
         assert_eq!(key, "rooms.count");
         assert!(
-            message.starts_with("2 runs at once (single, per-room) need about 2.3 GiB"),
+            message.starts_with("2 runs at once (single, per-room) need about 2.8 GiB"),
             "{message}"
         );
         // Far beyond any machine under sharding: the shards' objects are to blame.
