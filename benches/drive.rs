@@ -9,7 +9,7 @@
 //! - the real Worker on a local workerd, to compare the driver's CPU per message with
 //!   workerd's.
 //!
-//! Run: `cargo bench --bench drive` (about 3 minutes). It prints a Markdown report and writes
+//! Run: `cargo bench --bench drive` (about 10 minutes). It prints a Markdown report and writes
 //! it to `results/drive-benchmark.md`. Without `--bench` (as under `cargo test --benches`)
 //! it does nothing.
 
@@ -34,6 +34,11 @@ use tokio_tungstenite::tungstenite::Message;
 const SINK_ENV: &str = "DOSIM_BENCH_SINK";
 const FLOOR_ENV: &str = "DOSIM_BENCH_FLOOR";
 const CASE_ENV: &str = "DOSIM_BENCH_CASE";
+const BARE_ENV: &str = "DOSIM_BENCH_BARE";
+const FLOOR_RT_ENV: &str = "DOSIM_BENCH_FLOOR_RT";
+
+#[path = "bare_client.rs"]
+mod bare_client;
 
 /// One measured run.
 struct Case {
@@ -47,6 +52,8 @@ struct Case {
     window: u64,
     /// `--read-batch`, ms (0: each frame read as it arrives).
     read_batch_ms: u64,
+    /// `--realtime`: the driver thread under SCHED_FIFO.
+    realtime: bool,
 }
 
 const fn case(target: &'static str, users: u32, interval: f64, window: u64, batch: u64) -> Case {
@@ -56,10 +63,18 @@ const fn case(target: &'static str, users: u32, interval: f64, window: u64, batc
         interval,
         window,
         read_batch_ms: batch,
+        realtime: false,
     }
 }
 
-const CASES: [Case; 6] = [
+const fn realtime(c: Case) -> Case {
+    Case {
+        realtime: true,
+        ..c
+    }
+}
+
+const CASES: [Case; 7] = [
     case("sink", 10_000, 20.0, 30, 1),
     case("sink", 2_000, 1.0, 30, 1),
     // Issue 8's side-by-side workload: 800 users in rooms of 8, a message per user per
@@ -67,6 +82,8 @@ const CASES: [Case; 6] = [
     case("workerd", 800, 1.0, 60, 1),
     case("workerd", 800, 1.0, 60, 0),
     case("workerd", 800, 1.0, 60, 1),
+    // The same on a real-time thread (`--realtime`).
+    realtime(case("workerd", 800, 1.0, 60, 1)),
     // Sockets held against workerd itself, not the sink.
     case("workerd", 10_000, 20.0, 30, 1),
 ];
@@ -80,6 +97,7 @@ fn run_case(i: usize) {
     let floor = (c.target == "workerd" && c.users == 800).then(|| {
         Command::new(std::env::current_exe().unwrap())
             .env(FLOOR_ENV, (c.window * 790).to_string())
+            .env(FLOOR_RT_ENV, if c.realtime { "1" } else { "0" })
             .stdout(Stdio::piped())
             .spawn()
             .expect("the timer floor starts")
@@ -100,6 +118,12 @@ fn run_case(i: usize) {
     if let Some(cpu) = d.driver.cpu_us_per_message {
         println!("CPU_PER_MSG {cpu}");
     }
+    if let Some(cpu) = d.driver.cpu_us_per_frame {
+        println!("CPU_PER_FRAME {cpu}");
+    }
+    if let Some(p99) = run.report.latency_ms.send_lag.as_ref().and_then(|l| l.p99) {
+        println!("SEND_LAG_P99 {p99}");
+    }
 }
 
 fn main() {
@@ -108,6 +132,10 @@ fn main() {
         return;
     }
     if let Some(n) = std::env::var(FLOOR_ENV).ok().and_then(|v| v.parse().ok()) {
+        if std::env::var(FLOOR_RT_ENV).is_ok_and(|v| v == "1") {
+            dosim::drive::priority::make_current_thread_realtime()
+                .expect("the timer floor runs under SCHED_FIFO");
+        }
         timer_floor(n);
         return;
     }
@@ -116,6 +144,19 @@ fn main() {
     }
     if let Ok(case) = std::env::var(CASE_ENV) {
         run_case(case.parse().expect("a case number"));
+        return;
+    }
+    if let Ok(timing) = std::env::var(BARE_ENV) {
+        let timing = match timing.as_str() {
+            "on-time" => bare_client::Timing::OnTime,
+            _ => bare_client::Timing::Every10Ms,
+        };
+        let window = Duration::from_secs(60);
+        let settings = dosim::drive::local::LocalSettings::for_scenario(&scenario(800, 1.0))
+            .expect("settings for the 800-user scenario");
+        let run = bare_client::run(timing, window, &settings);
+        println!("BARE {}", run.line(timing, window));
+        println!("BARE_US_PER_FRAME {}", run.us_per_frame());
         return;
     }
     let nofile = dosim::drive::local::raise_nofile_limit();
@@ -147,6 +188,8 @@ fn main() {
          they connect during the ramp, then the measured window runs. \
          *Read batch* is `--read-batch`: how long received frames may wait to be read (their \
          arrival is the kernel's receive stamp either way; 0 ms reads each frame as it arrives). \
+         *Driver thread* is `normal`, or `SCHED_FIFO` with `--realtime` (real-time priority \
+         10, so that its wake-ups preempt the target's threads on a shared core). \
          *Sockets* is the peak the driver held open at once; *RSS/conn* is (driver RSS at the \
          window's start − RSS before the ramp) ÷ sockets open then; *CPU/msg* and *CPU/frame* \
          are the driver process's utime+stime (from `/proc/self/stat`, 10 ms resolution) over \
@@ -159,12 +202,14 @@ fn main() {
          local workerd (`--local`, hibernation off), whose own CPU per message is shown beside \
          the driver's. Driver and target share the machine's cores.\n\n",
     );
-    md.push_str("| target | users | msg/s planned | window | read batch | sockets held | RSS/conn | driver CPU/msg | driver CPU/frame | kernel | send lag p50 / p99 | delivery p50 / p99 | faults | target CPU/msg |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| target | users | msg/s planned | window | read batch | driver thread | sockets held | RSS/conn | driver CPU/msg | driver CPU/frame | kernel | send lag p50 / p99 | delivery p50 / p99 | faults | target CPU/msg |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 
     // Each case in a fresh process, so that memory figures are not blurred by a previous
     // run's freed memory.
     let mut cpu_per_msg: Vec<Option<f64>> = Vec::new();
+    let mut cpu_per_frame: Vec<Option<f64>> = Vec::new();
+    let mut lag_p99: Vec<Option<f64>> = Vec::new();
     let mut floors: Vec<String> = Vec::new();
     for (case, c) in CASES.iter().enumerate() {
         let out = Command::new(std::env::current_exe().unwrap())
@@ -183,9 +228,14 @@ fn main() {
         md.push('\n');
         if let Some(floor) = text.lines().find_map(|l| l.strip_prefix("FLOOR ")) {
             floors.push(format!(
-                "case {} ({} ms batch): {floor}",
+                "case {} ({} ms batch, {}): {floor}",
                 case + 1,
-                c.read_batch_ms
+                c.read_batch_ms,
+                if c.realtime {
+                    "driver and floor under SCHED_FIFO"
+                } else {
+                    "normal threads"
+                }
             ));
         }
         cpu_per_msg.push(
@@ -193,13 +243,76 @@ fn main() {
                 .find_map(|l| l.strip_prefix("CPU_PER_MSG "))
                 .and_then(|v| v.parse().ok()),
         );
+        cpu_per_frame.push(
+            text.lines()
+                .find_map(|l| l.strip_prefix("CPU_PER_FRAME "))
+                .and_then(|v| v.parse().ok()),
+        );
+        lag_p99.push(
+            text.lines()
+                .find_map(|l| l.strip_prefix("SEND_LAG_P99 "))
+                .and_then(|v| v.parse().ok()),
+        );
+    }
+    // The floor: a bare client on the same workload (see bare_client.rs).
+    let mut bare: Vec<(String, Option<f64>)> = Vec::new();
+    for timing in ["on-time", "every-10ms"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .arg("--bench")
+            .env(BARE_ENV, timing)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("the bare client runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("BARE "))
+            .unwrap_or_else(|| panic!("the bare client failed: {text}"))
+            .to_string();
+        eprintln!("{line}");
+        let per_frame = text
+            .lines()
+            .find_map(|l| l.strip_prefix("BARE_US_PER_FRAME "))
+            .and_then(|v| v.parse().ok());
+        bare.push((line, per_frame));
     }
     md.push_str(&format!("\nLoad average at the end: {}.\n", load()));
+    md.push_str(
+        "\nThe floor under any driver here: a bare client (`benches/bare_client.rs`) on the \
+         800-user workload against a fresh local workerd, 60 s, that does only what the workload \
+         needs: one thread, one epoll set, plain reads, frames counted from their headers and \
+         never parsed, no timestamps, no histograms, a zero masking key. It sends at the same \
+         Poisson moments, either on time (sleeping to each send, reading at most 1 ms late, as \
+         the driver does) or every 10 ms (sends up to 10 ms late):\n\n",
+    );
+    for (line, _) in &bare {
+        md.push_str(&format!("- {line}\n"));
+    }
+    let driver_per_frame: Vec<f64> = [2, 4].iter().filter_map(|&i| cpu_per_frame[i]).collect();
+    if let (false, Some(floor)) = (driver_per_frame.is_empty(), bare[0].1) {
+        let mean = driver_per_frame.iter().sum::<f64>() / driver_per_frame.len() as f64;
+        md.push_str(&format!(
+            "\nIn this run the driver spent {mean:.2} µs per frame (mean of {} batched runs), {:.2}× the bare client's {floor:.2} µs sending on time.\n",
+            driver_per_frame.len(),
+            mean / floor
+        ));
+    }
     if !floors.is_empty() {
         md.push_str("\nThe machine's timer floor during the 800-user cases (a plain thread in its own process sleeping to 790 moments a second, 1 ns timer slack; lateness of its wake-ups, ms): no driver's send lag can be below it.\n\n");
         for f in &floors {
             md.push_str(&format!("- {f}\n"));
         }
+    }
+    // Send lag on a normal thread (cases 3 and 5) and a real-time one (case 6).
+    let normal: Vec<String> = [2, 4]
+        .iter()
+        .filter_map(|&i| lag_p99[i].map(|v| format!("{v:.2}")))
+        .collect();
+    if let Some(rt) = lag_p99[5] {
+        md.push_str(&format!(
+            "\nSend lag p99 on the 800-user workload in this run: {} ms on a normal thread (cases 3 and 5), {rt:.3} ms on a real-time thread (case 6, `--realtime`).\n",
+            normal.join(" and ")
+        ));
     }
     // The issue-8 workload, batched (cases 2 and 4) against read at once (case 3).
     let batched: Vec<f64> = [2, 4].iter().filter_map(|&i| cpu_per_msg[i]).collect();
@@ -266,6 +379,7 @@ fn drive_once(c: &Case, strategy: Strategy, target: Option<String>) -> DriveRun 
         progress: false,
         connect_timeout: Duration::from_secs(30),
         read_batch: Duration::from_millis(c.read_batch_ms),
+        realtime: c.realtime,
         ..Options::default()
     };
     drive::drive(&s, &pricing, &[], &opts).expect("the run starts")
@@ -279,12 +393,13 @@ fn row(c: &Case, run: &DriveRun) -> String {
     let faults: u64 = d.faults.values().sum();
     let lag = r.latency_ms.send_lag.as_ref();
     format!(
-        "| {} | {} | {:.0} | {} s | {} ms | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} |\n",
+        "| {} | {} | {:.0} | {} s | {} ms | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} |\n",
         c.target,
         c.users,
         f64::from(c.users) / c.interval,
         c.window,
         c.read_batch_ms,
+        if c.realtime { "SCHED_FIFO" } else { "normal" },
         d.driver.peak_open_sockets,
         f(d.driver.rss_bytes_per_connection.map(|b| b / 1024.0), "KiB"),
         f(d.driver.cpu_us_per_message, "µs"),

@@ -236,6 +236,12 @@ enum Command {
         /// stamp, so the wait is not measured; 0s reads each frame as it arrives.
         #[arg(long, default_value = "1ms", value_name = "DURATION")]
         read_batch: Dur,
+        /// Run the driver on a thread of its own under SCHED_FIFO (real-time priority 10), so
+        /// that the wake-up for a send preempts other work on its core (the target's, on a
+        /// shared machine): a send lag of tens of microseconds where the target competes for
+        /// the cores. Needs CAP_SYS_NICE or `ulimit -r` of at least 10 (exit 2 otherwise).
+        #[arg(long)]
+        realtime: bool,
         /// No live progress line.
         #[arg(long)]
         quiet: bool,
@@ -816,6 +822,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             start_at,
             source_addr,
             read_batch,
+            realtime,
             quiet,
             common,
             json,
@@ -861,6 +868,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 source_addrs: dosim::drive::client::SourceAddrs::parse(&source_addr)
                     .map_err(dosim::drive::DriveError::Usage)?,
                 read_batch: Duration::from_nanos(read_batch.0),
+                realtime,
             };
             if strategies.is_empty() {
                 let mut run = dosim::drive::drive(&scenario, &pricing, &extra, &opts)?;

@@ -452,6 +452,7 @@ fn build(shards: &[Loaded], opts: &MergeOptions) -> Result<DriveRun, MergeError>
         lobby_mode: first.raw.lobby_mode,
         nofile: shards.iter().filter_map(|s| s.raw.nofile).min(),
         read_batch: first.raw.read_batch,
+        realtime: shards.iter().all(|s| s.raw.realtime),
         warnings,
         started_at_unix_ms,
     })?;

@@ -114,6 +114,7 @@ pub mod local;
 pub mod merge;
 mod pacer;
 pub mod plan;
+pub mod priority;
 pub mod reconcile;
 mod report;
 mod run;
@@ -230,6 +231,8 @@ pub struct Options {
     /// batch instead of once per frame; their arrival is the kernel's stamp, so the wait is
     /// not measured ([`DEFAULT_READ_BATCH`]; zero: read each frame as it arrives).
     pub read_batch: Duration,
+    /// Run the driver on a thread of its own under `SCHED_FIFO` (see [`priority`]).
+    pub realtime: bool,
 }
 
 /// The default [`Options::read_batch`]: 1 ms, within which every frame is read.
@@ -291,6 +294,7 @@ impl Default for Options {
             start_at: None,
             source_addrs: None,
             read_batch: DEFAULT_READ_BATCH,
+            realtime: false,
         }
     }
 }
@@ -475,6 +479,10 @@ pub fn drive(
         warnings.push("--ca-cert is unused: the target is not wss://".to_string());
     }
     let remote = remote.map(|t| t.with_tls_config(tls_config));
+    if opts.realtime {
+        // Refused before anything starts, not after workerd and the ramp.
+        priority::check_realtime().map_err(DriveError::Usage)?;
+    }
     let nofile = local::raise_nofile_limit();
     let mut local_details = None;
     let mut workerd = None;
@@ -499,12 +507,7 @@ pub fn drive(
         ..target
     };
     let pid = workerd.as_ref().map(LocalWorkerd::pid);
-    // One thread: a session's wake-ups and its socket never cross threads, and the pacer
-    // can batch every socket's reads (see `pacer`). More cores: run shards (`--shard`).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(drive_async(Input {
+    let input = Input {
         scenario,
         pricing,
         extra_thresholds,
@@ -517,8 +520,33 @@ pub fn drive(
         local: local_details,
         nofile,
         warnings: std::mem::take(&mut warnings),
-    }));
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    };
+    // One thread: a session's wake-ups and its socket never cross threads, and the pacer
+    // can batch every socket's reads (see `pacer`). More cores: run shards (`--shard`).
+    let run = move || -> Result<DriveRun, DriveError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let result = runtime.block_on(drive_async(input));
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        result
+    };
+    let result = if opts.realtime {
+        // A thread of its own, so that the policy ends with the run and no child process
+        // (started from this thread) inherits it.
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("dosim-driver".into())
+                .spawn_scoped(scope, || {
+                    priority::make_current_thread_realtime().map_err(DriveError::Usage)?;
+                    run()
+                })?
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    } else {
+        run()
+    };
     if let Some(mut w) = workerd {
         w.stop();
     }
@@ -676,6 +704,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
             warnings: inp.warnings.clone(),
             nofile: inp.nofile,
             read_batch: inp.opts.read_batch,
+            realtime: inp.opts.realtime,
             started_at_unix_ms,
             target: inp.target.to_string(),
         };
@@ -728,6 +757,7 @@ async fn drive_async(mut inp: Input<'_>) -> Result<DriveRun, DriveError> {
         lobby_mode,
         nofile: inp.nofile,
         read_batch: inp.opts.read_batch,
+        realtime: inp.opts.realtime,
         warnings: std::mem::take(&mut inp.warnings),
         started_at_unix_ms,
     })?;

@@ -87,6 +87,8 @@ pub(crate) struct Build<'a> {
     pub nofile: Option<u64>,
     /// `--read-batch`.
     pub read_batch: Duration,
+    /// `--realtime`.
+    pub realtime: bool,
     pub warnings: Vec<String>,
     pub started_at_unix_ms: f64,
 }
@@ -386,6 +388,7 @@ fn driver_details(b: &Build<'_>, m: &Measured) -> DriverDetails {
             .filter(|_| cpu > 0.0)
             .map(|k| round3((k / cpu).min(1.0))),
         read_batch_ms: round3(b.read_batch.as_secs_f64() * 1000.0),
+        realtime: b.realtime,
         peak_open_sockets: m.peaks.open_sockets,
         sockets_at_window_start: sm.sockets_at_t0,
         rss_bytes_at_window_start: sm.driver_rss[1],

@@ -158,6 +158,9 @@ pub(crate) struct Raw {
     /// `--read-batch`.
     #[serde(default)]
     pub read_batch: Duration,
+    /// `--realtime`.
+    #[serde(default)]
+    pub realtime: bool,
     pub started_at_unix_ms: f64,
     pub target: String,
 }

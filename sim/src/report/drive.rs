@@ -310,6 +310,10 @@ pub struct DriverDetails {
     /// their arrival being the kernel's receive stamp.
     #[serde(default)]
     pub read_batch_ms: f64,
+    /// The driver ran on a thread under `SCHED_FIFO` (`--realtime`); in a merged report, every
+    /// shard did.
+    #[serde(default)]
+    pub realtime: bool,
     /// Most sockets open at once.
     pub peak_open_sockets: u64,
     /// Sockets open at the start of the window.
@@ -574,12 +578,17 @@ impl DriveDetails {
         let dr = &self.driver;
         let _ = writeln!(
             o,
-            "  driver: {:.0} ms CPU ({} µs per message, {} µs per frame sent or received, {}% in the kernel), reads batched within {} ms when busy, {} sockets at peak, {} KiB RSS per connection",
+            "  driver: {:.0} ms CPU ({} µs per message, {} µs per frame sent or received, {}% in the kernel), reads batched within {} ms when busy{}, {} sockets at peak, {} KiB RSS per connection",
             dr.cpu_ms,
             opt(dr.cpu_us_per_message, 1),
             opt(dr.cpu_us_per_frame, 2),
             opt(dr.cpu_kernel_share.map(|s| s * 100.0), 0),
             dr.read_batch_ms,
+            if dr.realtime {
+                ", on a real-time thread (SCHED_FIFO)"
+            } else {
+                ""
+            },
             dr.peak_open_sockets,
             opt(dr.rss_bytes_per_connection.map(|b| b / 1024.0), 1)
         );

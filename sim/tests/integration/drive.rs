@@ -840,7 +840,15 @@ fn a_local_drive_bills_measured_cpu_and_a_target_drive_says_nothing_was_measured
             )
         });
         let remote = scope.spawn(|| {
-            let mut args = vec![path, "--target", &target, "--stats-token", &token];
+            // Also the driver on a real-time thread (the CI machine allows it: see below).
+            let mut args = vec![
+                path,
+                "--target",
+                &target,
+                "--stats-token",
+                &token,
+                "--realtime",
+            ];
             args.extend(window);
             dosim_drive(
                 &args,
@@ -905,8 +913,17 @@ fn a_local_drive_bills_measured_cpu_and_a_target_drive_says_nothing_was_measured
     let notes = r["provenance"]["notes"].to_string();
     assert!(notes.contains("one thread"), "{notes}");
 
+    assert_eq!(r["drive"]["driver"]["realtime"], false);
+
     // --target: nothing measured on the server side, and every such line says so.
     let r = remote.report.as_ref().unwrap();
+    // --realtime: said in the report and on the driver's line.
+    assert_eq!(r["drive"]["driver"]["realtime"], true, "{}", r["drive"]);
+    assert!(
+        remote.stdout.contains("on a real-time thread (SCHED_FIFO)"),
+        "{}",
+        remote.stdout
+    );
     assert_reconciled(r, "target");
     assert!(r["drive"].get("cpu").is_none(), "{}", r["drive"]);
     for line in ["worker_cpu_ms", "do_active_seconds"] {
