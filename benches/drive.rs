@@ -7,7 +7,10 @@
 //!   close), run as a **separate process** so that the driver's CPU, memory and file
 //!   descriptors are its own — workerd would not take 10,000 sockets quickly on 2 cores;
 //! - the real Worker on a local workerd, to compare the driver's CPU per message with
-//!   workerd's.
+//!   workerd's;
+//! - and beside the driver, a bare client (`bare_client.rs`) on the same 800-user workload
+//!   against workerd: the least CPU any client spends on it here, the floor the driver's
+//!   figures are read against.
 //!
 //! Run: `cargo bench --bench drive` (about 10 minutes). It prints a Markdown report and writes
 //! it to `results/drive-benchmark.md`. Without `--bench` (as under `cargo test --benches`)
