@@ -1,7 +1,7 @@
 //! The driver thread's scheduling priority. With `--realtime` the driver runs on a thread of
 //! its own under `SCHED_FIFO`, so that the wake-up for a send preempts whatever else holds
 //! its core (on a shared machine, often the target itself): on the 2-core test VM this took
-//! the send lag's p99 from 1.8–2.9 ms to under 0.1 ms (see `results/drive-benchmark.md`).
+//! the send lag's p99 from 1.1–3.4 ms to 0.11–0.19 ms (see `results/benchmarks.md`, run C).
 //! The policy lives and dies with that thread; workerd and every other child process is
 //! started from the caller's thread and keeps the normal policy.
 
