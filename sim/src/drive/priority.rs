@@ -25,8 +25,12 @@ pub fn make_current_thread_realtime() -> Result<(), String> {
         ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
     )
     .map_err(|e| {
+        let why = match e {
+            thread_priority::Error::OS(code) => std::io::Error::from_raw_os_error(code).to_string(),
+            other => format!("{other:?}"),
+        };
         format!(
-            "--realtime: the kernel refused SCHED_FIFO priority {REALTIME_PRIORITY} for the driver thread ({e:?}); it needs CAP_SYS_NICE or a real-time priority limit of at least {REALTIME_PRIORITY} (`ulimit -r`, or rtprio in limits.conf), and a cgroup with a real-time budget"
+            "--realtime: the kernel refused SCHED_FIFO priority {REALTIME_PRIORITY} for the driver thread ({why}); it needs CAP_SYS_NICE or a real-time priority limit of at least {REALTIME_PRIORITY} (`ulimit -r`, or rtprio in limits.conf), and a cgroup with a real-time budget"
         )
     })
 }
