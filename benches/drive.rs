@@ -215,13 +215,7 @@ fn main() {
     let mut lag_p99: Vec<Option<f64>> = Vec::new();
     let mut floors: Vec<String> = Vec::new();
     for (case, c) in CASES.iter().enumerate() {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .arg("--bench")
-            .env(CASE_ENV, case.to_string())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("the case runs");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = child(CASE_ENV, &case.to_string());
         let row = text
             .lines()
             .find_map(|l| l.strip_prefix("ROW "))
@@ -241,43 +235,21 @@ fn main() {
                 }
             ));
         }
-        cpu_per_msg.push(
-            text.lines()
-                .find_map(|l| l.strip_prefix("CPU_PER_MSG "))
-                .and_then(|v| v.parse().ok()),
-        );
-        cpu_per_frame.push(
-            text.lines()
-                .find_map(|l| l.strip_prefix("CPU_PER_FRAME "))
-                .and_then(|v| v.parse().ok()),
-        );
-        lag_p99.push(
-            text.lines()
-                .find_map(|l| l.strip_prefix("SEND_LAG_P99 "))
-                .and_then(|v| v.parse().ok()),
-        );
+        cpu_per_msg.push(value(&text, "CPU_PER_MSG "));
+        cpu_per_frame.push(value(&text, "CPU_PER_FRAME "));
+        lag_p99.push(value(&text, "SEND_LAG_P99 "));
     }
     // The floor: a bare client on the same workload (see bare_client.rs).
     let mut bare: Vec<(String, Option<f64>)> = Vec::new();
     for timing in ["on-time", "every-10ms"] {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .arg("--bench")
-            .env(BARE_ENV, timing)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("the bare client runs");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = child(BARE_ENV, timing);
         let line = text
             .lines()
             .find_map(|l| l.strip_prefix("BARE "))
             .unwrap_or_else(|| panic!("the bare client failed: {text}"))
             .to_string();
         eprintln!("{line}");
-        let per_frame = text
-            .lines()
-            .find_map(|l| l.strip_prefix("BARE_US_PER_FRAME "))
-            .and_then(|v| v.parse().ok());
-        bare.push((line, per_frame));
+        bare.push((line, value(&text, "BARE_US_PER_FRAME ")));
     }
     md.push_str(&format!("\nLoad average at the end: {}.\n", load()));
     md.push_str(
@@ -340,6 +312,24 @@ fn main() {
     if std::fs::write(&out, &md).is_ok() {
         eprintln!("wrote {}", out.display());
     }
+}
+
+/// Run this bench again in a child process with `key=value` set; its standard output.
+fn child(key: &str, value: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .arg("--bench")
+        .env(key, value)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{key}={value} does not start: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number on a child's output line that starts with `prefix`.
+fn value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn scenario(users: u32, interval_s: f64) -> Scenario {
