@@ -184,7 +184,7 @@ impl DrivePlan {
     pub fn build(s: &Scenario, w: &Workload, o: &PlanOptions) -> Result<DrivePlan, String> {
         if !(o.speedup.is_finite() && o.speedup > 0.0 && o.speedup <= 1e6) {
             return Err(format!(
-                "--speedup must be a number above 0, found {}",
+                "--speedup must be a number above 0 and at most 1000000, found {}",
                 o.speedup
             ));
         }
@@ -461,6 +461,9 @@ message_interval = { dist = "exponential", mean = "30s" }
             speedup: k,
         };
         assert!(DrivePlan::build(&s, &w, &opts(None, 60, 0.0)).is_err());
+        // Too large a speed-up says what the range is (not "above 0").
+        let err = DrivePlan::build(&s, &w, &opts(None, 60, 1e308)).unwrap_err();
+        assert!(err.contains("at most 1000000"), "{err}");
         assert!(DrivePlan::build(&s, &w, &opts(None, 0, 1.0)).is_err());
         assert!(DrivePlan::build(&s, &w, &opts(None, 3 * 86_400, 1.0)).is_err());
         assert!(
