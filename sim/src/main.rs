@@ -848,16 +848,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 require_reconciled,
                 shard,
                 start_at: start_at
-                    .map(|t| {
-                        (t.is_finite() && t >= 0.0)
-                            .then(|| std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
-                            .ok_or_else(|| {
-                                dosim::drive::DriveError::Usage(format!(
-                                    "--start-at {t}: expected a Unix time in seconds"
-                                ))
-                            })
-                    })
-                    .transpose()?,
+                    .map(dosim::drive::start_at_from_unix)
+                    .transpose()
+                    .map_err(dosim::drive::DriveError::Usage)?,
                 source_addrs: dosim::drive::client::SourceAddrs::parse(&source_addr)
                     .map_err(dosim::drive::DriveError::Usage)?,
                 read_batch: Duration::from_nanos(read_batch.0),

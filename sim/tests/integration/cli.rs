@@ -477,3 +477,26 @@ fn a_read_batch_past_its_limit_exits_2_naming_the_option() {
         }
     }
 }
+
+/// A `--start-at` past what the clock can hold (or not a time) exits 2 naming the option; it
+/// panicked converting the seconds. Refused before any connection (nothing listens on port 9).
+#[test]
+fn a_start_at_beyond_the_clock_exits_2_naming_the_option() {
+    for at in ["1e20", "18446744073709551615", "inf", "NaN"] {
+        let out = dosim(&[
+            "drive",
+            "scenarios/seed-phase0.toml",
+            "--target",
+            "ws://127.0.0.1:9",
+            "--start-at",
+            at,
+            "--duration",
+            "1s",
+            "--quiet",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{at}: {err}");
+        assert!(err.contains("--start-at"), "{at}: {err}");
+        assert!(!err.contains("panicked"), "{at}: {err}");
+    }
+}
