@@ -653,6 +653,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 check_window,
                 record: markdown.is_some(),
             };
+            // Refuse a grid too large before making it.
+            dosim::vary::check_axes(&design.axes)?;
             for values in dosim::vary::grid(&design.axes) {
                 if let Ok(s) = dosim::vary::apply_with(
                     &scenario,

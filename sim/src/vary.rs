@@ -379,6 +379,22 @@ pub fn check_axes(axes: &[Axis]) -> Result<()> {
             }
         }
     }
+    // The grid is the product of the axes: at most as many points as one axis may have.
+    let points = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .filter(|&n| n <= MAX_POINTS);
+    if points.is_none() && axes.len() > 1 {
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+        return Err(Error::Usage(format!(
+            "{}: a grid of {} points, at most {MAX_POINTS}",
+            axes.iter()
+                .map(|a| a.option.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            sizes.join(" × ")
+        )));
+    }
     Ok(())
 }
 
@@ -785,6 +801,22 @@ mod tests {
         assert_eq!(g.len(), 6);
         assert_eq!(g[1], [Value::Number(1.0), Value::Bool(false)]);
         assert_eq!(g[2], [Value::Number(2.0), Value::Bool(true)]);
+    }
+
+    #[test]
+    fn a_grid_past_the_point_limit_is_refused_before_it_is_made() {
+        // Two axes of 10,000 each were 10^8 points, built and simulated one by one.
+        let a = Axis::parse("rooms.count=1..10000:10000").unwrap();
+        let b = Axis::parse("limits.queue_limit=1..10000:10000").unwrap();
+        let err = check_axes(&[a.clone(), b]).unwrap_err().to_string();
+        assert!(
+            err.contains("--vary rooms.count --vary limits.queue_limit")
+                && err.contains("10000 × 10000")
+                && err.contains(&format!("at most {MAX_POINTS}")),
+            "{err}"
+        );
+        let c = Axis::parse("seed=1").unwrap();
+        assert!(check_axes(&[a, c]).is_ok());
     }
 
     #[test]
