@@ -450,6 +450,11 @@ pub fn drive(
     if let Some(at) = opts.start_at {
         check_start_at(at, SystemTime::now()).map_err(DriveError::Usage)?;
     }
+    if let Some(sources) = &opts.source_addrs {
+        sources
+            .check_usable(opts.local)
+            .map_err(DriveError::Usage)?;
+    }
     if opts.local && opts.shard.is_some_and(|s| s.count > 1) {
         return Err(DriveError::Usage(
             "--shard with N above 1 drives one Worker from several processes: give the Worker's --target (--local would start one workerd per shard)".into(),
