@@ -571,6 +571,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replicate,
             json,
         } => {
+            check_outputs(&[("--json", json.as_deref())])?;
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let plan = replicate.plan()?;
             let strategy = strategy.unwrap_or(scenario.platform.strategy);
@@ -592,6 +593,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             csv,
             markdown,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--csv", csv.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             announce(&scenario, &strategies, "");
             let plan = replicate.plan()?;
@@ -623,6 +629,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             speedup,
             drive_budget,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--csv", csv.as_deref()),
+                ("--svg", svg.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
             if drive && !local {
                 Cli::command()
                     .error(
@@ -822,6 +834,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common,
             json,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--csv", csv.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
             if target.is_none() && !local {
                 Cli::command()
                     .error(
@@ -946,6 +963,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             quick,
             out,
         } => {
+            check_outputs(&[("--out", Some(&out))])?;
             let opts = dosim::calibration::ladder::Options {
                 local,
                 target,
@@ -983,6 +1001,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             markdown,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
             let (scenario, pricing, _) = load(&scenario, &common)?;
             let strategies = if strategies.is_empty() {
                 vec![scenario.platform.strategy]
@@ -1116,6 +1138,31 @@ fn announce(scenario: &Scenario, strategies: &[Strategy], prefix: &str) {
             eprintln!("note: {prefix}{note}");
         }
     }
+}
+
+/// Refuse, before anything runs, an output file that could not be written once the run is
+/// over (its work would be lost): its folder must exist and it must not be a folder.
+fn check_outputs(outputs: &[(&str, Option<&Path>)]) -> anyhow::Result<()> {
+    for &(flag, path) in outputs {
+        let Some(path) = path else { continue };
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let why = if path.is_dir() {
+            "is a folder"
+        } else if !folder.is_dir() {
+            "its folder does not exist"
+        } else {
+            continue;
+        };
+        return Err(dosim::Error::Usage(format!(
+            "{flag} {}: {why}; the run's output could not be written there",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

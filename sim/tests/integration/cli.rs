@@ -500,3 +500,53 @@ fn a_start_at_beyond_the_clock_exits_2_naming_the_option() {
         assert!(!err.contains("panicked"), "{at}: {err}");
     }
 }
+
+/// An output file that could not be written once the run is over (its folder missing, or a
+/// folder itself) is refused before anything runs, exit 2 naming the option: it failed
+/// after the whole run (a calibration ladder, a validation, a sweep) with exit 1.
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/folder/out.x");
+    let missing = missing.to_str().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let phase0 = "scenarios/seed-phase0.toml";
+    for args in [
+        vec!["simulate", phase0, "--json", folder],
+        vec!["compare", phase0, "--csv", missing],
+        vec![
+            "sweep",
+            phase0,
+            "--sessions-per-day",
+            "100",
+            "--svg",
+            missing,
+        ],
+        vec![
+            "drive",
+            phase0,
+            "--target",
+            "ws://127.0.0.1:9",
+            "--json",
+            missing,
+        ],
+        vec!["calibrate", "--local", "--quick", "--out", missing],
+        vec![
+            "validate",
+            "scenarios/validate-small.toml",
+            "--local",
+            "--markdown",
+            missing,
+        ],
+    ] {
+        let out = dosim(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let flag = args[args.len() - 2];
+        assert!(
+            err.contains(&format!("{flag} {}", args[args.len() - 1])),
+            "{err}"
+        );
+        assert!(!err.contains("calibrate: run"), "nothing ran: {err}");
+    }
+}
