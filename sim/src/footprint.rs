@@ -482,11 +482,19 @@ pub fn exceeds(estimate: f64, limit: f64) -> bool {
     estimate.is_nan() || estimate > limit
 }
 
+/// The strategies of `fs`, the first few by name.
 fn names(fs: &[Footprint]) -> String {
-    fs.iter()
+    const LISTED: usize = 8;
+    let mut s = fs
+        .iter()
+        .take(LISTED)
         .map(|f| f.strategy.to_string())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if fs.len() > LISTED {
+        s += &format!(" and {} more", fs.len() - LISTED);
+    }
+    s
 }
 
 /// A line to print before a large run (none for an ordinary one).
@@ -650,6 +658,20 @@ mod tests {
         assert_eq!(threads_within(&fs, 8, 3.5 * m), 3);
         assert_eq!(threads_within(&fs, 8, 0.5 * m), 1);
         assert_eq!(threads_within(&[], 4, m), 4);
+    }
+
+    #[test]
+    fn a_refusal_of_many_strategies_names_a_few() {
+        // 3,000 strategies at once were all named in the message.
+        let s = shipped("seed-phase0");
+        let strategies: Vec<Strategy> = (1..=3000).map(Strategy::Sharded).collect();
+        let (_, message) = check_within(&s, &strategies, 1.0 * GIB).unwrap_err();
+        assert!(
+            message.starts_with(
+                "3000 runs at once (sharded:1, sharded:2, sharded:3, sharded:4, sharded:5, sharded:6, sharded:7, sharded:8 and 2992 more) need"
+            ),
+            "{message}"
+        );
     }
 
     #[test]
