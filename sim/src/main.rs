@@ -598,6 +598,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ("--csv", csv.as_deref()),
                 ("--markdown", markdown.as_deref()),
             ])?;
+            check_distinct(&strategies)?;
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             announce(&scenario, &strategies, "");
             let plan = replicate.plan()?;
@@ -635,6 +636,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ("--svg", svg.as_deref()),
                 ("--markdown", markdown.as_deref()),
             ])?;
+            check_distinct(&strategies)?;
             if drive && !local {
                 Cli::command()
                     .error(
@@ -839,6 +841,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ("--csv", csv.as_deref()),
                 ("--markdown", markdown.as_deref()),
             ])?;
+            check_distinct(&strategies)?;
             if target.is_none() && !local {
                 Cli::command()
                     .error(
@@ -964,6 +967,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => {
             check_outputs(&[("--out", Some(&out))])?;
+            check_distinct(&strategies)?;
             let opts = dosim::calibration::ladder::Options {
                 local,
                 target,
@@ -1005,6 +1009,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ("--json", json.as_deref()),
                 ("--markdown", markdown.as_deref()),
             ])?;
+            check_distinct(&strategies)?;
             let (scenario, pricing, _) = load(&scenario, &common)?;
             let strategies = if strategies.is_empty() {
                 vec![scenario.platform.strategy]
@@ -1138,6 +1143,16 @@ fn announce(scenario: &Scenario, strategies: &[Strategy], prefix: &str) {
             eprintln!("note: {prefix}{note}");
         }
     }
+}
+
+/// Refuse a strategy given twice in `--strategies` (it would run, and show, twice).
+fn check_distinct(strategies: &[Strategy]) -> anyhow::Result<()> {
+    for (i, s) in strategies.iter().enumerate() {
+        if strategies[..i].contains(s) {
+            return Err(dosim::Error::Usage(format!("--strategies: {s} is given twice")).into());
+        }
+    }
+    Ok(())
 }
 
 /// Refuse, before anything runs, an output file that could not be written once the run is

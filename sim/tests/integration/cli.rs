@@ -550,3 +550,40 @@ fn an_output_that_cannot_be_written_is_refused_before_the_run() {
         assert!(!err.contains("calibrate: run"), "nothing ran: {err}");
     }
 }
+
+/// A strategy given twice in `--strategies` is refused naming it (it ran, and showed, twice).
+#[test]
+fn a_strategy_given_twice_exits_2_naming_it() {
+    for args in [
+        vec![
+            "compare",
+            "scenarios/seed-phase0.toml",
+            "--strategies",
+            "single,per-room,single",
+        ],
+        vec![
+            "sweep",
+            "scenarios/seed-phase0.toml",
+            "--sessions-per-day",
+            "100",
+            "--strategies",
+            "sharded:4,sharded:4",
+        ],
+        vec![
+            "drive",
+            "scenarios/seed-phase0.toml",
+            "--target",
+            "ws://127.0.0.1:9",
+            "--strategies",
+            "per-room,per-room",
+        ],
+    ] {
+        let out = dosim(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--strategies") && err.contains("is given twice"),
+            "{err}"
+        );
+    }
+}
