@@ -1282,6 +1282,18 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Re
                 e.line = l;
                 e.column = c;
             }
+        } else if e.key.is_empty() {
+            // A value the TOML reader refused before any key was read (an integer past
+            // i64): the key written on its line, under its table header.
+            e.key = start
+                .and_then(|at| key_written_at(text, at))
+                .unwrap_or_default();
+        }
+        if e.message == "number too large to fit in target type" {
+            e.message = format!(
+                "an integer above {}, the largest a TOML file can hold",
+                i64::MAX
+            );
         }
         Error::Input(e)
     })
@@ -1323,6 +1335,40 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
     (line, column)
+}
+
+/// The dotted key whose value is at byte `at` of `text`: the bare key before the `=` on its
+/// line, under the nearest `[table]` header above it (none for an inline table's value).
+fn key_written_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let (key, _) = before[line_start..].split_once('=')?;
+    let key = key.trim();
+    let bare = |k: &str| {
+        !k.is_empty()
+            && k.split('.').all(|p| {
+                let p = p.trim();
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+    };
+    if !bare(key) {
+        return None;
+    }
+    let header = before[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l
+            .strip_prefix('[')?
+            .split(']')
+            .next()?
+            .trim_start_matches('[');
+        Some(inner.trim().to_string())
+    });
+    Some(match header {
+        Some(h) if !h.is_empty() => format!("{h}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 /// Where a dotted key is written in the file (the key itself, or its value).

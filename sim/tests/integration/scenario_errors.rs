@@ -497,3 +497,20 @@ fn a_message_larger_than_cloudflare_accepts_is_refused() {
     )
     .unwrap();
 }
+
+/// An integer past what TOML holds names its key (it said only "number too large to fit in
+/// target type", with no key), at the top level and under a table.
+#[test]
+fn an_integer_too_large_for_toml_names_its_key() {
+    let e = error_of("name = \"x\"\nseed = 18446744073709551615\n");
+    assert_eq!((e.line, e.key.as_str()), (2, "seed"), "{e}");
+    assert!(e.message.contains("9223372036854775807"), "{e}");
+    let e = error_of(&format!(
+        "{GOOD_HEAD}[persistence]\n# bytes\nrow_bytes = 99999999999999999999\n"
+    ));
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (6, "persistence.row_bytes"),
+        "{e}"
+    );
+}
