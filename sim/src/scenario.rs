@@ -207,9 +207,10 @@ impl DistSpec {
             DistSpec::Lognormal { median, sigma, p99 } => match (sigma, p99) {
                 (Some(_), Some(_)) => Err("give either sigma or p99, not both".into()),
                 (None, None) => Err("lognormal needs sigma or p99".into()),
-                (Some(s), None) if !(s.is_finite() && (0.0..=5.0).contains(&s)) => {
-                    Err(format!("sigma must be between 0 and 5, found {s}"))
-                }
+                (Some(s), None) if !(s.is_finite() && (0.0..=5.0).contains(&s)) => Err(format!(
+                    "sigma must be between 0 and 5, found {}",
+                    crate::error::Shown(s)
+                )),
                 (None, Some(p)) if p < median => Err("p99 must be at least the median".into()),
                 _ => Ok(()),
             },
@@ -1062,13 +1063,13 @@ impl Scenario {
             (Some(x), None) if !(x.is_finite() && x > 0.0) => {
                 return bad(
                     "arrivals.sessions_per_day",
-                    format!("must be > 0, found {x}"),
+                    format!("must be > 0, found {}", crate::error::Shown(x)),
                 )
             }
             (None, Some(x)) if !(x.is_finite() && x > 0.0) => {
                 return bad(
                     "arrivals.rate_per_second",
-                    format!("must be > 0, found {x}"),
+                    format!("must be > 0, found {}", crate::error::Shown(x)),
                 )
             }
             _ => {}
@@ -1165,14 +1166,17 @@ impl Scenario {
         if !(lobby_rows.is_finite() && (0.0..=MAX_ROWS).contains(&lobby_rows)) {
             return bad(
                 "platform.lobby_rows_written_per_change",
-                format!("must be from 0 to {MAX_ROWS}, found {lobby_rows}"),
+                format!(
+                    "must be from 0 to {MAX_ROWS}, found {}",
+                    crate::error::Shown(lobby_rows)
+                ),
             );
         }
         let cpu = self.platform.worker_cpu_ms_per_connect;
         if !(cpu.is_finite() && (0.0..=MAX_WORKER_CPU_MS).contains(&cpu)) {
             return bad(
                 "platform.worker_cpu_ms_per_connect",
-                format!("must be from 0 to {MAX_WORKER_CPU_MS} (Cloudflare's largest CPU limit, 5 minutes), found {cpu}"),
+                format!("must be from 0 to {MAX_WORKER_CPU_MS} (Cloudflare's largest CPU limit, 5 minutes), found {}", crate::error::Shown(cpu)),
             );
         }
         if self.platform.overload.max_queue_depth == Some(0) {
@@ -1193,7 +1197,13 @@ impl Scenario {
             ("persistence.rows_read_per_join", p.rows_read_per_join),
         ] {
             if !(rows.is_finite() && (0.0..=MAX_ROWS).contains(&rows)) {
-                return bad(key, format!("must be from 0 to {MAX_ROWS}, found {rows}"));
+                return bad(
+                    key,
+                    format!(
+                        "must be from 0 to {MAX_ROWS}, found {}",
+                        crate::error::Shown(rows)
+                    ),
+                );
             }
         }
         if let Err(e) = crate::pricing::PriceTable::builtin(&self.pricing) {
@@ -1219,7 +1229,10 @@ impl Scenario {
             if !(b.is_finite() && b > 0.0) {
                 return bad(
                     "thresholds.budget_usd",
-                    format!("must be a positive number of dollars, found {b}"),
+                    format!(
+                        "must be a positive number of dollars, found {}",
+                        crate::error::Shown(b)
+                    ),
                 );
             }
         }
@@ -1227,7 +1240,7 @@ impl Scenario {
             if !(c > 0.0 && c <= 1.0) {
                 return bad(
                     "thresholds.connection_alert_share",
-                    format!("must be in (0, 1], found {c}"),
+                    format!("must be in (0, 1], found {}", crate::error::Shown(c)),
                 );
             }
         }
@@ -1235,7 +1248,10 @@ impl Scenario {
             if !(r.total_usd.is_finite() && r.total_usd >= 0.0) {
                 return bad(
                     "reference.total_usd",
-                    format!("must be a number of dollars >= 0, found {}", r.total_usd),
+                    format!(
+                        "must be a number of dollars >= 0, found {}",
+                        crate::error::Shown(r.total_usd)
+                    ),
                 );
             }
         }

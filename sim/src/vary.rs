@@ -512,7 +512,10 @@ pub fn apply_with(
             return Err(at(&axis.key, "the load takes numbers".into()));
         };
         if !(x.is_finite() && x > 0.0) {
-            return Err(at(&axis.key, format!("must be > 0, found {x}")));
+            return Err(at(
+                &axis.key,
+                format!("must be > 0, found {}", crate::error::Shown(x)),
+            ));
         }
         let (key, x) = match axis.key.as_str() {
             CONCURRENT_USERS => ("sessions_per_day", sessions_per_day_for(base, x)),

@@ -185,7 +185,7 @@ impl DrivePlan {
         if !(o.speedup.is_finite() && o.speedup > 0.0 && o.speedup <= 1e6) {
             return Err(format!(
                 "--speedup must be a number above 0 and at most 1000000, found {}",
-                o.speedup
+                crate::error::Shown(o.speedup)
             ));
         }
         if o.duration.is_zero() {

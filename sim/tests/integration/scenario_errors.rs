@@ -514,3 +514,12 @@ fn an_integer_too_large_for_toml_names_its_key() {
         "{e}"
     );
 }
+
+/// A huge number in a range error is shown short (it was printed as its 309 digits).
+#[test]
+fn a_huge_number_out_of_range_is_shown_in_exponent_form() {
+    let e = error_of(&format!(
+        "{GOOD_HEAD}[sessions]\nlength = {{ dist = \"lognormal\", median = \"30m\", sigma = 1e308 }}\n"
+    ));
+    assert!(e.message.ends_with("found 1e308"), "{e}");
+}
