@@ -669,6 +669,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // Refuse a grid too large before making it.
             dosim::vary::check_axes(&design.axes)?;
+            dosim::vary::check_fixed(&design.fixed, &design.axes)?;
             for values in dosim::vary::grid(&design.axes) {
                 if let Ok(s) = dosim::vary::apply_with(
                     &scenario,

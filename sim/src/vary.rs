@@ -398,6 +398,23 @@ pub fn check_axes(axes: &[Axis]) -> Result<()> {
     Ok(())
 }
 
+/// Check the `--set` keys against each other and the axes: each key once, and none also
+/// varied (one value would silently win over the other).
+pub fn check_fixed(fixed: &[Fixed], axes: &[Axis]) -> Result<()> {
+    for (i, f) in fixed.iter().enumerate() {
+        if fixed[..i].iter().any(|g| g.key == f.key) {
+            return Err(Error::Usage(format!("--set {}: given twice", f.key)));
+        }
+        if let Some(a) = axes.iter().find(|a| a.key == f.key) {
+            return Err(Error::Usage(format!(
+                "--set {} and {} both give {}: give one of them",
+                f.key, a.option, f.key
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Expected concurrent users of `s` at its busiest hour (Little's law: the busiest hour's
 /// arrival rate × the mean session length), as [`crate::footprint`] estimates them.
 pub fn concurrent_users(s: &Scenario) -> f64 {
@@ -804,6 +821,22 @@ mod tests {
         assert_eq!(g.len(), 6);
         assert_eq!(g[1], [Value::Number(1.0), Value::Bool(false)]);
         assert_eq!(g[2], [Value::Number(2.0), Value::Bool(true)]);
+    }
+
+    #[test]
+    fn a_key_set_twice_or_set_and_varied_is_refused() {
+        let axes = [Axis::parse("rooms.count=1,2").unwrap()];
+        let set =
+            |kv: &[&str]| -> Vec<Fixed> { kv.iter().map(|f| Fixed::parse(f).unwrap()).collect() };
+        assert!(check_fixed(&set(&["limits.queue_limit=3"]), &axes).is_ok());
+        let err = check_fixed(&set(&["seed=1", "seed=2"]), &axes)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "--set seed: given twice");
+        let err = check_fixed(&set(&["rooms.count=5"]), &axes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--vary rooms.count"), "{err}");
     }
 
     #[test]
