@@ -33,7 +33,8 @@ pub const MAX_MESSAGE_BYTES: u32 = 32 << 20;
 pub const MONTH_SECONDS: u64 = 30 * 86_400;
 
 /// A span of time, stored in integer nanoseconds. Written in files as `"250ms"`, `"30s"`,
-/// `"1.5h"`, `"30d"` (units: ns, us, ms, s, m or min, h, d).
+/// `"1.5h"`, `"30d"` (units: ns, us, ms, s, m or min, h, d), or several such parts added,
+/// `"1d19h"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub u64);
 
@@ -64,24 +65,36 @@ impl FromStr for Dur {
         let expected = || {
             format!("expected a duration like \"250ms\", \"30s\", \"1.5h\" or \"30d\", found {s:?}")
         };
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(expected)?;
-        let (num, unit) = t.split_at(split);
-        let value: f64 = num.parse().map_err(|_| expected())?;
-        let scale = match unit.trim() {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" | "min" => 60e9,
-            "h" => 3600e9,
-            "d" => 86_400e9,
-            _ => return Err(expected()),
-        };
-        let ns = value * scale;
-        if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 / 4.0 {
+        // One or more NUMBER UNIT parts, added: "30s", "1.5h", "1d19h", "1h 30m".
+        let number = |c: char| c.is_ascii_digit() || c == '.';
+        let mut rest = t;
+        let mut ns = 0.0;
+        if rest.is_empty() {
             return Err(expected());
+        }
+        while !rest.is_empty() {
+            let split = rest.find(|c: char| !number(c)).ok_or_else(expected)?;
+            let (num, after) = rest.split_at(split);
+            let (unit, next) = after.split_at(after.find(number).unwrap_or(after.len()));
+            let value: f64 = num.parse().map_err(|_| expected())?;
+            let scale = match unit.trim() {
+                "ns" => 1.0,
+                "us" | "µs" => 1e3,
+                "ms" => 1e6,
+                "s" => 1e9,
+                "m" | "min" => 60e9,
+                "h" => 3600e9,
+                "d" => 86_400e9,
+                _ => return Err(expected()),
+            };
+            ns += value * scale;
+            rest = next;
+        }
+        if !ns.is_finite() || ns > u64::MAX as f64 / 4.0 {
+            return Err(format!(
+                "{s:?} is too long a duration (at most {} days)",
+                (u64::MAX / 4 / (86_400 * NS_PER_SEC))
+            ));
         }
         Ok(Dur(ns.round() as u64))
     }

@@ -523,3 +523,27 @@ fn a_huge_number_out_of_range_is_shown_in_exponent_form() {
     ));
     assert!(e.message.ends_with("found 1e308"), "{e}");
 }
+
+/// Durations of several parts, as `drive --from`'s help shows ("1d19h"), are read as their
+/// sum (they were refused); a duration past what dosim holds says it is too long.
+#[test]
+fn a_duration_of_several_parts_is_their_sum() {
+    use dosim::scenario::Dur;
+    let h = 3600 * 1_000_000_000u64;
+    for (text, ns) in [
+        ("1d19h", 43 * h),
+        ("1h30m", 3 * h / 2),
+        ("1h 30m", 3 * h / 2),
+        ("30m15s", 1815 * 1_000_000_000),
+        ("1.5h", 3 * h / 2),
+        ("250ms", 250_000_000),
+    ] {
+        assert_eq!(text.parse::<Dur>(), Ok(Dur(ns)), "{text}");
+    }
+    for bad in ["", "h", "1d19", "1x", "3 weeks", "1e9d", "-1s", "1h-30m"] {
+        let err = bad.parse::<Dur>().unwrap_err();
+        assert!(err.contains("expected a duration"), "{bad}: {err}");
+    }
+    let err = "99999999d".parse::<Dur>().unwrap_err();
+    assert!(err.contains("too long"), "{err}");
+}
