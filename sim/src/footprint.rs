@@ -466,7 +466,7 @@ pub fn threads_within_memory(fs: &[Footprint], jobs: usize) -> usize {
 
 fn threads_within(fs: &[Footprint], jobs: usize, limit: f64) -> usize {
     let largest = fs.iter().map(Footprint::memory_bytes).fold(0.0, f64::max);
-    if !(largest > 0.0) {
+    if largest <= 0.0 {
         return jobs.max(1);
     }
     let fit = (limit / largest).floor();
