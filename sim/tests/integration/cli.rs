@@ -437,7 +437,7 @@ fn file_errors_name_the_file_and_say_their_cause_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("empty-value.toml:2:8: missing value after `=`"),
+        err.contains("empty-value.toml:2:8: key `seed`: missing value after `=`"),
         "{err}"
     );
 
