@@ -62,6 +62,22 @@ impl Error {
     }
 }
 
+/// A number as a message shows it: as written for ordinary magnitudes, in exponent form past
+/// 10^15 or below 10^-4 (`1e308`, not its 309 digits).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shown(pub f64);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0.abs();
+        if a.is_finite() && (a >= 1e15 || (a > 0.0 && a < 1e-4)) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
 /// Short for `Result<T, dosim::Error>`.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -91,4 +107,27 @@ pub fn read_text(path: &Path) -> Result<String> {
             ),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shown;
+
+    #[test]
+    fn numbers_in_messages_are_short() {
+        // 1e308 was printed as its 309 digits.
+        assert_eq!(Shown(1e308).to_string(), "1e308");
+        assert_eq!(Shown(-2.5e20).to_string(), "-2.5e20");
+        assert_eq!(Shown(1e-300).to_string(), "1e-300");
+        for (x, s) in [
+            (0.0, "0"),
+            (-1.0, "-1"),
+            (0.05, "0.05"),
+            (300001.0, "300001"),
+        ] {
+            assert_eq!(Shown(x).to_string(), s);
+        }
+        assert_eq!(Shown(f64::NAN).to_string(), "NaN");
+        assert_eq!(Shown(f64::INFINITY).to_string(), "inf");
+    }
 }

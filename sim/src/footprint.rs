@@ -183,7 +183,10 @@ impl Footprint {
         let backlog = peak_utilisation >= 1.0
             && overload.max_queue_delay.is_none()
             && overload.max_queue_depth.is_none();
-        let mut peak_sessions = seated + queued + connecting;
+        // No more sessions at once than arrive in the whole window (with the same margin):
+        // a connect slower than the window (a network of days) is not a crowd.
+        let mut peak_sessions =
+            (seated + queued + connecting).min(arrivals + 4.0 * arrivals.sqrt());
         if backlog {
             peak_sessions = peak_sessions.max(arrivals);
         }
@@ -433,16 +436,65 @@ fn check_within(
     Ok(fs)
 }
 
+/// Refuse `fs` each run `times` times (replications, the points of a sweep) when together
+/// they need more than [`MAX_WORK`] steps: `what` says what runs, `fix` what to do.
+pub fn check_total_work(
+    fs: &[Footprint],
+    times: usize,
+    what: &str,
+    fix: &str,
+) -> std::result::Result<(), String> {
+    let work = fs.iter().map(Footprint::work).sum::<f64>() * times as f64;
+    if exceeds(work, MAX_WORK) {
+        return Err(format!(
+            "{what} need about {} simulation steps: ~{} at ~{} steps a second, more than the limit of {} steps; {fix}",
+            count(work),
+            duration(work / WORK_PER_SECOND),
+            count(WORK_PER_SECOND),
+            count(MAX_WORK)
+        ));
+    }
+    Ok(())
+}
+
+/// How many of the runs `fs` may go at once on `jobs` threads within this machine's memory
+/// limit: `jobs`, or fewer when that many of the largest would need more (at least 1: each
+/// run alone was checked). The output never depends on the number of threads.
+pub fn threads_within_memory(fs: &[Footprint], jobs: usize) -> usize {
+    threads_within(fs, jobs, memory_limit())
+}
+
+fn threads_within(fs: &[Footprint], jobs: usize, limit: f64) -> usize {
+    let largest = fs.iter().map(Footprint::memory_bytes).fold(0.0, f64::max);
+    if largest <= 0.0 {
+        return jobs.max(1);
+    }
+    let fit = (limit / largest).floor();
+    if fit >= jobs as f64 {
+        jobs.max(1)
+    } else {
+        (fit as usize).max(1)
+    }
+}
+
 /// Whether an estimate is above its limit; a NaN estimate is, too.
 pub fn exceeds(estimate: f64, limit: f64) -> bool {
     estimate.is_nan() || estimate > limit
 }
 
+/// The strategies of `fs`, the first few by name.
 fn names(fs: &[Footprint]) -> String {
-    fs.iter()
+    const LISTED: usize = 8;
+    let mut s = fs
+        .iter()
+        .take(LISTED)
         .map(|f| f.strategy.to_string())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if fs.len() > LISTED {
+        s += &format!(" and {} more", fs.len() - LISTED);
+    }
+    s
 }
 
 /// A line to print before a large run (none for an ordinary one).
@@ -570,6 +622,56 @@ mod tests {
         assert_eq!(expected_arrivals(1.0, &w, hour / 2), 24.0 * 1800.0);
         assert_eq!(expected_arrivals(1.0, &w, 5 * hour), 24.0 * 3600.0);
         assert_eq!(expected_arrivals(1.0, &w, 49 * hour), 3.0 * 86_400.0);
+    }
+
+    #[test]
+    fn a_connect_slower_than_the_window_does_not_count_more_sessions_than_arrive() {
+        // Connects of days (a lognormal network median of a year): the sessions still
+        // connecting were counted as rate × connect time, 55 million for 15,000 arrivals.
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/seed-phase0.toml");
+        let text = std::fs::read_to_string(&path).unwrap()
+            + "[network]\nclient_edge = { dist = \"lognormal\", median = \"366d\", sigma = 5 }\n";
+        let s = Scenario::parse(&text, &path).unwrap();
+        let f = Footprint::of(&s, Strategy::Single);
+        assert!(
+            f.peak_sessions <= f.arrivals + 4.0 * f.arrivals.sqrt(),
+            "{f:?}"
+        );
+        assert!(check(&s, &[Strategy::Single]).is_ok());
+    }
+
+    #[test]
+    fn replications_and_sweep_points_are_checked_together() {
+        let s = shipped("seed-phase0");
+        let fs = [Footprint::of(&s, Strategy::Single)];
+        assert!(check_total_work(&fs, 1, "x", "y").is_ok());
+        let times = (MAX_WORK / fs[0].work()) as usize + 1;
+        let err = check_total_work(&fs, times, "many runs", "run fewer").unwrap_err();
+        assert!(
+            err.starts_with("many runs need about") && err.ends_with("; run fewer"),
+            "{err}"
+        );
+        // Threads: as many as asked when they fit, fewer when not, never none.
+        let m = fs[0].memory_bytes();
+        assert_eq!(threads_within(&fs, 8, 100.0 * m), 8);
+        assert_eq!(threads_within(&fs, 8, 3.5 * m), 3);
+        assert_eq!(threads_within(&fs, 8, 0.5 * m), 1);
+        assert_eq!(threads_within(&[], 4, m), 4);
+    }
+
+    #[test]
+    fn a_refusal_of_many_strategies_names_a_few() {
+        // 3,000 strategies at once were all named in the message.
+        let s = shipped("seed-phase0");
+        let strategies: Vec<Strategy> = (1..=3000).map(Strategy::Sharded).collect();
+        let (_, message) = check_within(&s, &strategies, 1.0 * GIB).unwrap_err();
+        assert!(
+            message.starts_with(
+                "3000 runs at once (sharded:1, sharded:2, sharded:3, sharded:4, sharded:5, sharded:6, sharded:7, sharded:8 and 2992 more) need"
+            ),
+            "{message}"
+        );
     }
 
     #[test]

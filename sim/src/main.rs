@@ -577,6 +577,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replicate,
             json,
         } => {
+            check_outputs(&[("--json", json.as_deref())])?;
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             let plan = replicate.plan()?;
             let strategy = strategy.unwrap_or(scenario.platform.strategy);
@@ -598,6 +599,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             csv,
             markdown,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--csv", csv.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
+            check_distinct(&strategies)?;
             let (scenario, pricing, extra) = load(&scenario, &common)?;
             announce(&scenario, &strategies, "");
             let plan = replicate.plan()?;
@@ -629,6 +636,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             speedup,
             drive_budget,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--csv", csv.as_deref()),
+                ("--svg", svg.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
+            check_distinct(&strategies)?;
             if drive && !local {
                 Cli::command()
                     .error(
@@ -659,6 +673,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 check_window,
                 record: markdown.is_some(),
             };
+            // Refuse a grid too large before making it.
+            dosim::vary::check_axes(&design.axes)?;
+            dosim::vary::check_fixed(&design.fixed, &design.axes)?;
             for values in dosim::vary::grid(&design.axes) {
                 if let Ok(s) = dosim::vary::apply_with(
                     &scenario,
@@ -827,6 +844,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common,
             json,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--csv", csv.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
+            check_distinct(&strategies)?;
             if target.is_none() && !local {
                 Cli::command()
                     .error(
@@ -855,16 +878,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 require_reconciled,
                 shard,
                 start_at: start_at
-                    .map(|t| {
-                        (t.is_finite() && t >= 0.0)
-                            .then(|| std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
-                            .ok_or_else(|| {
-                                dosim::drive::DriveError::Usage(format!(
-                                    "--start-at {t}: expected a Unix time in seconds"
-                                ))
-                            })
-                    })
-                    .transpose()?,
+                    .map(dosim::drive::start_at_from_unix)
+                    .transpose()
+                    .map_err(dosim::drive::DriveError::Usage)?,
                 source_addrs: dosim::drive::client::SourceAddrs::parse(&source_addr)
                     .map_err(dosim::drive::DriveError::Usage)?,
                 read_batch: Duration::from_nanos(read_batch.0),
@@ -959,6 +975,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             quick,
             out,
         } => {
+            check_outputs(&[("--out", Some(&out))])?;
+            check_distinct(&strategies)?;
             let opts = dosim::calibration::ladder::Options {
                 local,
                 target,
@@ -996,6 +1014,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             markdown,
         } => {
+            check_outputs(&[
+                ("--json", json.as_deref()),
+                ("--markdown", markdown.as_deref()),
+            ])?;
+            check_distinct(&strategies)?;
             let (scenario, pricing, _) = load(&scenario, &common)?;
             let strategies = if strategies.is_empty() {
                 vec![scenario.platform.strategy]
@@ -1129,6 +1152,41 @@ fn announce(scenario: &Scenario, strategies: &[Strategy], prefix: &str) {
             eprintln!("note: {prefix}{note}");
         }
     }
+}
+
+/// Refuse a strategy given twice in `--strategies` (it would run, and show, twice).
+fn check_distinct(strategies: &[Strategy]) -> anyhow::Result<()> {
+    for (i, s) in strategies.iter().enumerate() {
+        if strategies[..i].contains(s) {
+            return Err(dosim::Error::Usage(format!("--strategies: {s} is given twice")).into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuse, before anything runs, an output file that could not be written once the run is
+/// over (its work would be lost): its folder must exist and it must not be a folder.
+fn check_outputs(outputs: &[(&str, Option<&Path>)]) -> anyhow::Result<()> {
+    for &(flag, path) in outputs {
+        let Some(path) = path else { continue };
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let why = if path.is_dir() {
+            "is a folder"
+        } else if !folder.is_dir() {
+            "its folder does not exist"
+        } else {
+            continue;
+        };
+        return Err(dosim::Error::Usage(format!(
+            "{flag} {}: {why}; the run's output could not be written there",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

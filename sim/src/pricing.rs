@@ -166,12 +166,13 @@ pub enum PricingError {
         reason: String,
     },
     /// A usage quantity cannot be priced.
-    #[error("usage `{key}`: {source}")]
+    #[error("usage `{key}`: {cause}")]
     Quantity {
         /// The usage key, for example `worker_requests`.
         key: &'static str,
-        /// What is wrong with its value.
-        source: QuantityError,
+        /// What is wrong with its value (in the message, so not also a `source()`: a chain
+        /// printer such as anyhow's `{:#}` would print it twice).
+        cause: QuantityError,
     },
     /// A line's arithmetic left the exact decimal range (only with a table that breaks
     /// [`PriceTable::validate`], since quantities are bounded by [`MAX_QUANTITY`]).
@@ -565,7 +566,7 @@ impl Bill {
 /// silently counted as 0, and nothing panics.
 pub fn price(usage: &Usage, table: &PriceTable) -> Result<Bill, PricingError> {
     let q = |key: &'static str, x: f64| {
-        to_quantity(x).map_err(|source| PricingError::Quantity { key, source })
+        to_quantity(x).map_err(|cause| PricingError::Quantity { key, cause })
     };
     let overflow = |line: &'static str| PricingError::Arithmetic {
         table: table.name.clone(),
@@ -1577,6 +1578,9 @@ mod tests {
                 );
                 let msg = err.to_string();
                 assert!(msg.contains(key) && msg.contains(says), "{msg}");
+                // Said once: the cause is in the message, not also the error's source (a
+                // chain printer would repeat it).
+                assert!(std::error::Error::source(&err).is_none(), "{msg}");
             }
         }
         assert_eq!(to_quantity(-0.0), Ok(Decimal::ZERO));

@@ -63,6 +63,14 @@ pub const MIN_WITH_PRECISION: usize = 3;
 /// The default cap on replications with `--precision`.
 pub const DEFAULT_MAX_REPLICATIONS: usize = 100;
 
+/// The most replications `--replications` or `--max-replications` may ask for (far past
+/// where another one narrows an interval; the simulations' own cost is checked too).
+pub const MAX_REPLICATIONS: usize = 10_000;
+
+/// The most threads `--jobs` may ask for (each thread has a stack; the output does not
+/// depend on the number).
+pub const MAX_JOBS: usize = 1024;
+
 /// The seed of replication `i` of a run whose scenario seed is `base`: `base` itself for
 /// replication 0, else the i-th output of SplitMix64 seeded with `base`, kept to its low 53
 /// bits so that every JSON reader (JavaScript's numbers are doubles) reads it exactly.
@@ -122,8 +130,21 @@ impl Plan {
         jobs: Option<usize>,
     ) -> crate::Result<Plan> {
         let usage = |m: String| crate::Error::Usage(m);
+        for (flag, n) in [
+            ("--replications", replications),
+            ("--max-replications", max_replications),
+        ] {
+            if let Some(n) = n.filter(|&n| n > MAX_REPLICATIONS) {
+                return Err(usage(format!(
+                    "{flag} {n}: at most {MAX_REPLICATIONS} replications"
+                )));
+            }
+        }
         let jobs = match jobs {
             Some(0) => return Err(usage("--jobs: at least 1 thread".into())),
+            Some(j) if j > MAX_JOBS => {
+                return Err(usage(format!("--jobs {j}: at most {MAX_JOBS} threads")))
+            }
             Some(j) => j,
             None => available_jobs(),
         };
@@ -345,6 +366,25 @@ pub fn compare(
     let min = plan.replications;
     let max = plan.precision.as_ref().map_or(min, |p| p.max);
     let n = strategies.len();
+    // Every replication of every strategy, at most: refused when they could not finish;
+    // and no more of them at once than fit in memory.
+    let fs: Vec<_> = strategies
+        .iter()
+        .map(|&k| crate::footprint::Footprint::of(scenario, k))
+        .collect();
+    let flag = if plan.precision.is_some() {
+        "--max-replications"
+    } else {
+        "--replications"
+    };
+    crate::footprint::check_total_work(
+        &fs,
+        max,
+        &format!("{flag} {max}: {max} replications of {n} run(s)"),
+        &format!("lower {flag}"),
+    )
+    .map_err(crate::Error::Usage)?;
+    let jobs = crate::footprint::threads_within_memory(&fs, plan.jobs);
     let mut samples: Vec<Vec<Sample>> = (0..n).map(|_| Vec::new()).collect();
     let mut met: Vec<Option<bool>> = vec![None; n];
     let mut want = vec![min; n];
@@ -356,7 +396,7 @@ pub fn compare(
         if tasks.is_empty() {
             break;
         }
-        let results = parallel_map(plan.jobs, tasks.len(), |t| {
+        let results = parallel_map(jobs, tasks.len(), |t| {
             let (k, i) = tasks[t];
             replication(
                 scenario,
@@ -396,7 +436,7 @@ pub fn compare(
         // stopping point, never the result).
         let active = met.iter().filter(|m| m.is_none()).count();
         if active > 0 {
-            let batch = plan.jobs.div_ceil(active).max(1);
+            let batch = jobs.div_ceil(active).max(1);
             for k in (0..n).filter(|&k| met[k].is_none()) {
                 want[k] = (samples[k].len() + batch).min(max);
             }
@@ -596,6 +636,23 @@ mod tests {
                 "mesage",
             ),
             (None, None, None, None, Some(0), "--jobs"),
+            (None, None, None, None, Some(MAX_JOBS + 1), "--jobs 1025"),
+            (
+                Some(99_999_999_999),
+                None,
+                None,
+                None,
+                None,
+                "--replications",
+            ),
+            (
+                None,
+                Some(0.1),
+                None,
+                Some(MAX_REPLICATIONS + 1),
+                None,
+                "--max-replications",
+            ),
         ] {
             let err = Plan::new(r, prec, on, max, jobs).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");

@@ -33,7 +33,8 @@ pub const MAX_MESSAGE_BYTES: u32 = 32 << 20;
 pub const MONTH_SECONDS: u64 = 30 * 86_400;
 
 /// A span of time, stored in integer nanoseconds. Written in files as `"250ms"`, `"30s"`,
-/// `"1.5h"`, `"30d"` (units: ns, us, ms, s, m or min, h, d).
+/// `"1.5h"`, `"30d"` (units: ns, us, ms, s, m or min, h, d), or several such parts added,
+/// `"1d19h"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub u64);
 
@@ -64,24 +65,36 @@ impl FromStr for Dur {
         let expected = || {
             format!("expected a duration like \"250ms\", \"30s\", \"1.5h\" or \"30d\", found {s:?}")
         };
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(expected)?;
-        let (num, unit) = t.split_at(split);
-        let value: f64 = num.parse().map_err(|_| expected())?;
-        let scale = match unit.trim() {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" | "min" => 60e9,
-            "h" => 3600e9,
-            "d" => 86_400e9,
-            _ => return Err(expected()),
-        };
-        let ns = value * scale;
-        if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 / 4.0 {
+        // One or more NUMBER UNIT parts, added: "30s", "1.5h", "1d19h", "1h 30m".
+        let number = |c: char| c.is_ascii_digit() || c == '.';
+        let mut rest = t;
+        let mut ns = 0.0;
+        if rest.is_empty() {
             return Err(expected());
+        }
+        while !rest.is_empty() {
+            let split = rest.find(|c: char| !number(c)).ok_or_else(expected)?;
+            let (num, after) = rest.split_at(split);
+            let (unit, next) = after.split_at(after.find(number).unwrap_or(after.len()));
+            let value: f64 = num.parse().map_err(|_| expected())?;
+            let scale = match unit.trim() {
+                "ns" => 1.0,
+                "us" | "µs" => 1e3,
+                "ms" => 1e6,
+                "s" => 1e9,
+                "m" | "min" => 60e9,
+                "h" => 3600e9,
+                "d" => 86_400e9,
+                _ => return Err(expected()),
+            };
+            ns += value * scale;
+            rest = next;
+        }
+        if !ns.is_finite() || ns > u64::MAX as f64 / 4.0 {
+            return Err(format!(
+                "{s:?} is too long a duration (at most {} days)",
+                (u64::MAX / 4 / (86_400 * NS_PER_SEC))
+            ));
         }
         Ok(Dur(ns.round() as u64))
     }
@@ -207,9 +220,10 @@ impl DistSpec {
             DistSpec::Lognormal { median, sigma, p99 } => match (sigma, p99) {
                 (Some(_), Some(_)) => Err("give either sigma or p99, not both".into()),
                 (None, None) => Err("lognormal needs sigma or p99".into()),
-                (Some(s), None) if !(s.is_finite() && (0.0..=5.0).contains(&s)) => {
-                    Err(format!("sigma must be between 0 and 5, found {s}"))
-                }
+                (Some(s), None) if !(s.is_finite() && (0.0..=5.0).contains(&s)) => Err(format!(
+                    "sigma must be between 0 and 5, found {}",
+                    crate::error::Shown(s)
+                )),
                 (None, Some(p)) if p < median => Err("p99 must be at least the median".into()),
                 _ => Ok(()),
             },
@@ -1062,13 +1076,13 @@ impl Scenario {
             (Some(x), None) if !(x.is_finite() && x > 0.0) => {
                 return bad(
                     "arrivals.sessions_per_day",
-                    format!("must be > 0, found {x}"),
+                    format!("must be > 0, found {}", crate::error::Shown(x)),
                 )
             }
             (None, Some(x)) if !(x.is_finite() && x > 0.0) => {
                 return bad(
                     "arrivals.rate_per_second",
-                    format!("must be > 0, found {x}"),
+                    format!("must be > 0, found {}", crate::error::Shown(x)),
                 )
             }
             _ => {}
@@ -1165,14 +1179,17 @@ impl Scenario {
         if !(lobby_rows.is_finite() && (0.0..=MAX_ROWS).contains(&lobby_rows)) {
             return bad(
                 "platform.lobby_rows_written_per_change",
-                format!("must be from 0 to {MAX_ROWS}, found {lobby_rows}"),
+                format!(
+                    "must be from 0 to {MAX_ROWS}, found {}",
+                    crate::error::Shown(lobby_rows)
+                ),
             );
         }
         let cpu = self.platform.worker_cpu_ms_per_connect;
         if !(cpu.is_finite() && (0.0..=MAX_WORKER_CPU_MS).contains(&cpu)) {
             return bad(
                 "platform.worker_cpu_ms_per_connect",
-                format!("must be from 0 to {MAX_WORKER_CPU_MS} (Cloudflare's largest CPU limit, 5 minutes), found {cpu}"),
+                format!("must be from 0 to {MAX_WORKER_CPU_MS} (Cloudflare's largest CPU limit, 5 minutes), found {}", crate::error::Shown(cpu)),
             );
         }
         if self.platform.overload.max_queue_depth == Some(0) {
@@ -1193,7 +1210,13 @@ impl Scenario {
             ("persistence.rows_read_per_join", p.rows_read_per_join),
         ] {
             if !(rows.is_finite() && (0.0..=MAX_ROWS).contains(&rows)) {
-                return bad(key, format!("must be from 0 to {MAX_ROWS}, found {rows}"));
+                return bad(
+                    key,
+                    format!(
+                        "must be from 0 to {MAX_ROWS}, found {}",
+                        crate::error::Shown(rows)
+                    ),
+                );
             }
         }
         if let Err(e) = crate::pricing::PriceTable::builtin(&self.pricing) {
@@ -1219,7 +1242,10 @@ impl Scenario {
             if !(b.is_finite() && b > 0.0) {
                 return bad(
                     "thresholds.budget_usd",
-                    format!("must be a positive number of dollars, found {b}"),
+                    format!(
+                        "must be a positive number of dollars, found {}",
+                        crate::error::Shown(b)
+                    ),
                 );
             }
         }
@@ -1227,7 +1253,7 @@ impl Scenario {
             if !(c > 0.0 && c <= 1.0) {
                 return bad(
                     "thresholds.connection_alert_share",
-                    format!("must be in (0, 1], found {c}"),
+                    format!("must be in (0, 1], found {}", crate::error::Shown(c)),
                 );
             }
         }
@@ -1235,7 +1261,10 @@ impl Scenario {
             if !(r.total_usd.is_finite() && r.total_usd >= 0.0) {
                 return bad(
                     "reference.total_usd",
-                    format!("must be a number of dollars >= 0, found {}", r.total_usd),
+                    format!(
+                        "must be a number of dollars >= 0, found {}",
+                        crate::error::Shown(r.total_usd)
+                    ),
                 );
             }
         }
@@ -1282,6 +1311,18 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Re
                 e.line = l;
                 e.column = c;
             }
+        } else if e.key.is_empty() {
+            // A value the TOML reader refused before any key was read (an integer past
+            // i64): the key written on its line, under its table header.
+            e.key = start
+                .and_then(|at| key_written_at(text, at))
+                .unwrap_or_default();
+        }
+        if e.message == "number too large to fit in target type" {
+            e.message = format!(
+                "an integer above {}, the largest a TOML file can hold",
+                i64::MAX
+            );
         }
         Error::Input(e)
     })
@@ -1323,6 +1364,40 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
     (line, column)
+}
+
+/// The dotted key whose value is at byte `at` of `text`: the bare key before the `=` on its
+/// line, under the nearest `[table]` header above it (none for an inline table's value).
+fn key_written_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let (key, _) = before[line_start..].split_once('=')?;
+    let key = key.trim();
+    let bare = |k: &str| {
+        !k.is_empty()
+            && k.split('.').all(|p| {
+                let p = p.trim();
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+    };
+    if !bare(key) {
+        return None;
+    }
+    let header = before[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l
+            .strip_prefix('[')?
+            .split(']')
+            .next()?
+            .trim_start_matches('[');
+        Some(inner.trim().to_string())
+    });
+    Some(match header {
+        Some(h) if !h.is_empty() => format!("{h}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 /// Where a dotted key is written in the file (the key itself, or its value).

@@ -219,6 +219,7 @@ pub fn run(
     on_progress: &(dyn Fn(Progress) + Sync),
 ) -> crate::Result<Sweep> {
     use crate::vary;
+    vary::check_axes(&design.axes)?;
     let grid = vary::grid(&design.axes);
     let scenarios = point_scenarios(scenario, design, strategies)?;
     // The window check: the middle point with the scenario's own window.
@@ -246,6 +247,21 @@ pub fn run(
         tasks.extend(strategies.iter().map(|&k| (s, k)));
     }
     let total = tasks.len();
+    // The whole sweep at once: refused when it could not finish, and no more points at once
+    // than fit in memory (the result does not depend on the number of threads).
+    let fs: Vec<_> = tasks
+        .iter()
+        .map(|&(s, k)| crate::footprint::Footprint::of(s, k))
+        .collect();
+    let runs = plan.precision.as_ref().map_or(plan.replications, |p| p.max);
+    crate::footprint::check_total_work(
+        &fs,
+        runs,
+        &format!("the sweep's {total} runs (points × strategies) of {runs} replication(s) each"),
+        "use fewer points, strategies or replications",
+    )
+    .map_err(crate::Error::Usage)?;
+    let jobs = crate::footprint::threads_within_memory(&fs, plan.jobs);
     let done = std::sync::atomic::AtomicUsize::new(0);
     // Each task runs its replications on its own thread: the tasks keep the threads busy.
     let inner = Plan {
@@ -257,7 +273,7 @@ pub fn run(
         total,
         load: scenarios.first().map(load_of),
     });
-    let reports = crate::replicate::parallel_map(plan.jobs, total, |t| {
+    let reports = crate::replicate::parallel_map(jobs, total, |t| {
         let (s, k) = tasks[t];
         let r = crate::replicate::simulate_report(s, k, pricing, extra_thresholds, &inner);
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;

@@ -216,6 +216,10 @@ impl FromStr for Threshold {
             .trim()
             .parse()
             .map_err(|_| format!("{s:?}: {:?} is not a number", num.trim()))?;
+        // NaN would fail every check and an infinite bound pass or fail every one.
+        if !bound.is_finite() {
+            return Err(format!("{s:?}: {:?} is not a finite number", num.trim()));
+        }
         check_metric(&metric).map_err(|e| format!("{s:?}: {e}"))?;
         Ok(Threshold { metric, op, bound })
     }
@@ -237,6 +241,16 @@ mod tests {
         assert!("mesage.p99 < 3".parse::<Threshold>().is_err());
         assert!("message.p99 < x".parse::<Threshold>().is_err());
         assert!("message.p99 = 3".parse::<Threshold>().is_err());
+    }
+
+    #[test]
+    fn refuses_a_bound_that_is_not_finite() {
+        for bad in ["nan", "NaN", "inf", "-inf", "1e400"] {
+            let err = format!("message.p99 < {bad}")
+                .parse::<Threshold>()
+                .unwrap_err();
+            assert!(err.contains("not a finite number"), "{bad}: {err}");
+        }
     }
 
     #[test]

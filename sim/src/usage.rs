@@ -146,7 +146,16 @@ impl UsageFile {
 
     /// Parses the text of a usage file; `path` is named in errors.
     pub fn parse(text: &str, path: &std::path::Path) -> crate::Result<UsageFile> {
-        let table: toml::Table = crate::scenario::parse_toml(text, path)?;
+        let table: toml::Table = crate::scenario::parse_toml(text, path).map_err(|e| {
+            // A report (JSON) given instead of its usage block: say what the file must be.
+            match e {
+                crate::Error::Input(mut e) if text.trim_start().starts_with('{') => {
+                    e.message += "; this looks like JSON: dosim cost reads TOML, the keys of a report's monthly_usage block (as scenarios/usage/example.toml)";
+                    crate::Error::Input(e)
+                }
+                e => e,
+            }
+        })?;
         let fail = |key: &str, message: String| crate::scenario::locate(text, path, key, message);
         let mut usage = Usage::default();
         let mut ignored = Vec::new();
@@ -250,6 +259,21 @@ pub fn monthly_stored_gb_months(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_report_given_as_a_usage_file_says_what_is_expected() {
+        // It said only "1:1: invalid key".
+        let text = "{\"monthly_usage\": {\"worker_requests\": 5}}";
+        let err = UsageFile::parse(text, std::path::Path::new("r.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("r.json:1:1")
+                && err.contains("looks like JSON")
+                && err.contains("monthly_usage"),
+            "{err}"
+        );
+    }
     use crate::scenario::Dur;
     use std::path::Path;
 

@@ -215,6 +215,10 @@ pub fn validate_each(
         .collect()
 }
 
+/// The most drives per strategy `--repeats` may ask for (each takes its window, its ramp and
+/// a few seconds of real time, one after another).
+pub const MAX_REPEATS: usize = 100;
+
 /// Validate `scenario` under `strategy`: simulate the stretch, drive it `opts.repeats`
 /// times against a local workerd, compare.
 pub fn validate(
@@ -223,8 +227,11 @@ pub fn validate(
     pricing: &PriceTable,
     opts: &Options,
 ) -> Result<Validation, DriveError> {
-    if opts.repeats == 0 {
-        return Err(DriveError::Usage("--repeats must be at least 1".into()));
+    if opts.repeats == 0 || opts.repeats > MAX_REPEATS {
+        return Err(DriveError::Usage(format!(
+            "--repeats must be from 1 to {MAX_REPEATS}, found {}",
+            opts.repeats
+        )));
     }
     if opts.replications == 0 || opts.replications > 1000 {
         return Err(DriveError::Usage(

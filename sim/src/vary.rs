@@ -379,6 +379,39 @@ pub fn check_axes(axes: &[Axis]) -> Result<()> {
             }
         }
     }
+    // The grid is the product of the axes: at most as many points as one axis may have.
+    let points = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .filter(|&n| n <= MAX_POINTS);
+    if points.is_none() && axes.len() > 1 {
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+        return Err(Error::Usage(format!(
+            "{}: a grid of {} points, at most {MAX_POINTS}",
+            axes.iter()
+                .map(|a| a.option.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            sizes.join(" × ")
+        )));
+    }
+    Ok(())
+}
+
+/// Check the `--set` keys against each other and the axes: each key once, and none also
+/// varied (one value would silently win over the other).
+pub fn check_fixed(fixed: &[Fixed], axes: &[Axis]) -> Result<()> {
+    for (i, f) in fixed.iter().enumerate() {
+        if fixed[..i].iter().any(|g| g.key == f.key) {
+            return Err(Error::Usage(format!("--set {}: given twice", f.key)));
+        }
+        if let Some(a) = axes.iter().find(|a| a.key == f.key) {
+            return Err(Error::Usage(format!(
+                "--set {} and {} both give {}: give one of them",
+                f.key, a.option, f.key
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -496,7 +529,10 @@ pub fn apply_with(
             return Err(at(&axis.key, "the load takes numbers".into()));
         };
         if !(x.is_finite() && x > 0.0) {
-            return Err(at(&axis.key, format!("must be > 0, found {x}")));
+            return Err(at(
+                &axis.key,
+                format!("must be > 0, found {}", crate::error::Shown(x)),
+            ));
         }
         let (key, x) = match axis.key.as_str() {
             CONCURRENT_USERS => ("sessions_per_day", sessions_per_day_for(base, x)),
@@ -785,6 +821,38 @@ mod tests {
         assert_eq!(g.len(), 6);
         assert_eq!(g[1], [Value::Number(1.0), Value::Bool(false)]);
         assert_eq!(g[2], [Value::Number(2.0), Value::Bool(true)]);
+    }
+
+    #[test]
+    fn a_key_set_twice_or_set_and_varied_is_refused() {
+        let axes = [Axis::parse("rooms.count=1,2").unwrap()];
+        let set =
+            |kv: &[&str]| -> Vec<Fixed> { kv.iter().map(|f| Fixed::parse(f).unwrap()).collect() };
+        assert!(check_fixed(&set(&["limits.queue_limit=3"]), &axes).is_ok());
+        let err = check_fixed(&set(&["seed=1", "seed=2"]), &axes)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "--set seed: given twice");
+        let err = check_fixed(&set(&["rooms.count=5"]), &axes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--vary rooms.count"), "{err}");
+    }
+
+    #[test]
+    fn a_grid_past_the_point_limit_is_refused_before_it_is_made() {
+        // Two axes of 10,000 each were 10^8 points, built and simulated one by one.
+        let a = Axis::parse("rooms.count=1..10000:10000").unwrap();
+        let b = Axis::parse("limits.queue_limit=1..10000:10000").unwrap();
+        let err = check_axes(&[a.clone(), b]).unwrap_err().to_string();
+        assert!(
+            err.contains("--vary rooms.count --vary limits.queue_limit")
+                && err.contains("10000 × 10000")
+                && err.contains(&format!("at most {MAX_POINTS}")),
+            "{err}"
+        );
+        let c = Axis::parse("seed=1").unwrap();
+        assert!(check_axes(&[a, c]).is_ok());
     }
 
     #[test]

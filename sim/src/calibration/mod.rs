@@ -261,7 +261,10 @@ impl Calibration {
             if !(w.is_finite() && (0.0..=MAX_WORKER_CPU_MS).contains(&w)) {
                 return bad(
                     "platform.worker_cpu_ms_per_connect",
-                    format!("must be between 0 and {MAX_WORKER_CPU_MS}, found {w}"),
+                    format!(
+                        "must be between 0 and {MAX_WORKER_CPU_MS}, found {}",
+                        crate::error::Shown(w)
+                    ),
                 );
             }
         }

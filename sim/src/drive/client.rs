@@ -194,6 +194,25 @@ impl SourceAddrs {
         }))
     }
 
+    /// Check that every address can be a source here, before anything starts: each must be
+    /// an address of this machine (bindable), and of the target's family when `ipv4_only`
+    /// (a local workerd listens on 127.0.0.1). Errors name the address and the option.
+    pub fn check_usable(&self, ipv4_only: bool) -> Result<(), String> {
+        for &a in self.addrs.iter() {
+            if ipv4_only && !a.is_ipv4() {
+                return Err(format!(
+                    "--source-addr {a}: the local workerd listens on 127.0.0.1; give IPv4 loopback addresses such as 127.0.0.2"
+                ));
+            }
+            if let Err(e) = std::net::UdpSocket::bind((a, 0)) {
+                return Err(format!(
+                    "--source-addr {a}: not an address this machine can send from ({e})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// How many addresses.
     pub fn len(&self) -> usize {
         self.addrs.len()

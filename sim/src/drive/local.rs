@@ -225,8 +225,8 @@ pub fn find_workers_dir(dir: Option<&Path>) -> Result<PathBuf, DriveError> {
         return if ok(d) {
             Ok(d.to_path_buf())
         } else {
-            Err(DriveError::Local(format!(
-                "{}: not the Worker folder (no workerd.capnp and package.json)",
+            Err(DriveError::Usage(format!(
+                "--workers {}: not the Worker folder (no workerd.capnp and package.json)",
                 d.display()
             )))
         };
@@ -772,6 +772,16 @@ pub fn raise_nofile_limit() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workers_folder_that_is_not_one_is_bad_input_naming_the_option() {
+        let err = find_workers_dir(Some(Path::new("/no/such/folder"))).unwrap_err();
+        assert!(err.is_bad_input(), "{err}");
+        assert!(
+            err.to_string().contains("--workers /no/such/folder"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn reads_its_own_accounting() {

@@ -99,10 +99,12 @@ pub enum MergeError {
         shard: Shard,
     },
     /// Shards of `0..N` are missing.
-    #[error("{} (given: {given}): the merge needs every shard of the plan", missing_phrase(.missing, *.count))]
+    #[error("{} (given: {given}): the merge needs every shard of the plan", missing_phrase(.missing, *.unlisted, *.count))]
     Missing {
-        /// The missing indices.
+        /// The first missing indices (at most [`MISSING_LISTED`]).
         missing: Vec<u32>,
+        /// How many more are missing, not listed.
+        unlisted: u64,
         /// N.
         count: u32,
         /// The files given, each with its shard.
@@ -127,12 +129,22 @@ pub enum MergeError {
     Report(#[from] DriveError),
 }
 
-fn missing_phrase(missing: &[u32], count: u32) -> String {
-    let list: Vec<String> = missing.iter().map(u32::to_string).collect();
-    if missing.len() == 1 {
-        format!("shard {} of {count} is missing", list[0])
+/// How many missing shards an error lists by index (the rest are counted).
+pub const MISSING_LISTED: usize = 10;
+
+fn missing_phrase(missing: &[u32], unlisted: u64, count: u32) -> String {
+    let mut list = missing
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if unlisted > 0 {
+        list += &format!(" and {} more", crate::report::human_count(unlisted as f64));
+    }
+    if missing.len() == 1 && unlisted == 0 {
+        format!("shard {list} of {count} is missing")
     } else {
-        format!("shards {} of {count} are missing", list.join(", "))
+        format!("shards {list} of {count} are missing")
     }
 }
 
@@ -324,9 +336,18 @@ fn check_complete(shards: &[Loaded]) -> Result<(), MergeError> {
             });
         }
     }
+    // N comes from a file: list the first missing indices and count the rest, without
+    // walking all of 0..N (N may be up to 2^32).
     let count = shards[0].shard.count;
+    let given: std::collections::BTreeSet<u32> = shards
+        .iter()
+        .map(|s| s.shard.index)
+        .filter(|&i| i < count)
+        .collect();
+    let total = u64::from(count) - given.len() as u64;
     let missing: Vec<u32> = (0..count)
-        .filter(|i| !shards.iter().any(|s| s.shard.index == *i))
+        .filter(|i| !given.contains(i))
+        .take(MISSING_LISTED)
         .collect();
     if !missing.is_empty() {
         let given: Vec<String> = shards
@@ -334,6 +355,7 @@ fn check_complete(shards: &[Loaded]) -> Result<(), MergeError> {
             .map(|s| format!("{} ({})", s.path.display(), s.shard))
             .collect();
         return Err(MergeError::Missing {
+            unlisted: total - missing.len() as u64,
             missing,
             count,
             given: given.join(", "),
@@ -888,6 +910,7 @@ mod tests {
     fn errors_name_what_is_missing() {
         let e = MergeError::Missing {
             missing: vec![1, 3],
+            unlisted: 0,
             count: 4,
             given: "a.json (0/4), c.json (2/4)".into(),
         };
@@ -896,5 +919,18 @@ mod tests {
             "shards 1, 3 of 4 are missing (given: a.json (0/4), c.json (2/4)): the merge needs every shard of the plan"
         );
         assert!(e.is_bad_input());
+    }
+
+    #[test]
+    fn a_plan_of_billions_of_shards_is_refused_listing_a_few() {
+        // N = 2^32 − 1 walked 0..N for the missing ones (and held them all): it hung.
+        let shards = [shard(0, u32::MAX, Raw::default())];
+        let err = check_complete(&shards).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "shards 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 4,294,967,284 more of 4294967295 are missing"
+            ),
+            "{err}"
+        );
     }
 }

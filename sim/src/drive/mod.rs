@@ -245,6 +245,16 @@ pub const START_AT_PAST: Duration = Duration::from_secs(5);
 /// How far in the future a `--start-at` may be.
 pub const START_AT_FUTURE: Duration = Duration::from_secs(3600);
 
+/// A `--start-at` value (Unix seconds) as a clock time: refused, naming the option, when it
+/// is negative, not a number, or beyond what the clock can hold.
+pub fn start_at_from_unix(t: f64) -> Result<SystemTime, String> {
+    (t.is_finite() && t >= 0.0)
+        .then(|| Duration::try_from_secs_f64(t).ok())
+        .flatten()
+        .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+        .ok_or_else(|| format!("--start-at {t}: expected a Unix time in seconds"))
+}
+
 /// Check a `--start-at` against the clock now: refused when more than [`START_AT_PAST`] ago
 /// (a late shard would not start with the others) or more than [`START_AT_FUTURE`] ahead.
 pub fn check_start_at(at: SystemTime, now: SystemTime) -> Result<(), String> {
@@ -443,6 +453,11 @@ pub fn drive(
     }
     if let Some(at) = opts.start_at {
         check_start_at(at, SystemTime::now()).map_err(DriveError::Usage)?;
+    }
+    if let Some(sources) = &opts.source_addrs {
+        sources
+            .check_usable(opts.local)
+            .map_err(DriveError::Usage)?;
     }
     if opts.local && opts.shard.is_some_and(|s| s.count > 1) {
         return Err(DriveError::Usage(

@@ -454,6 +454,17 @@ message_interval = { dist = "exponential", mean = "20s" }
         ] {
             assert!(SourceAddrs::parse(&[bad.into()]).is_err(), "{bad}");
         }
+        // Loopback addresses can be sources; an address of another machine cannot (it ran
+        // until the first connect failed), nor IPv6 towards a local workerd on 127.0.0.1.
+        assert_eq!(a.check_usable(true), Ok(()));
+        let err = SourceAddrs::parse(&["192.0.2.1".into()])
+            .unwrap()
+            .unwrap()
+            .check_usable(false)
+            .unwrap_err();
+        assert!(err.contains("--source-addr 192.0.2.1"), "{err}");
+        let v6 = SourceAddrs::parse(&["::1".into()]).unwrap().unwrap();
+        assert!(v6.check_usable(true).unwrap_err().contains("IPv4"));
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let check = |at: u64| {
             crate::drive::check_start_at(std::time::UNIX_EPOCH + Duration::from_secs(at), now)

@@ -437,7 +437,7 @@ fn file_errors_name_the_file_and_say_their_cause_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("empty-value.toml:2:8: missing value after `=`"),
+        err.contains("empty-value.toml:2:8: key `seed`: missing value after `=`"),
         "{err}"
     );
 
@@ -475,5 +475,115 @@ fn a_read_batch_past_its_limit_exits_2_naming_the_option() {
         } else {
             assert!(!err.contains("--read-batch"), "{batch}: {err}");
         }
+    }
+}
+
+/// A `--start-at` past what the clock can hold (or not a time) exits 2 naming the option; it
+/// panicked converting the seconds. Refused before any connection (nothing listens on port 9).
+#[test]
+fn a_start_at_beyond_the_clock_exits_2_naming_the_option() {
+    for at in ["1e20", "18446744073709551615", "inf", "NaN"] {
+        let out = dosim(&[
+            "drive",
+            "scenarios/seed-phase0.toml",
+            "--target",
+            "ws://127.0.0.1:9",
+            "--start-at",
+            at,
+            "--duration",
+            "1s",
+            "--quiet",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{at}: {err}");
+        assert!(err.contains("--start-at"), "{at}: {err}");
+        assert!(!err.contains("panicked"), "{at}: {err}");
+    }
+}
+
+/// An output file that could not be written once the run is over (its folder missing, or a
+/// folder itself) is refused before anything runs, exit 2 naming the option: it failed
+/// after the whole run (a calibration ladder, a validation, a sweep) with exit 1.
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/folder/out.x");
+    let missing = missing.to_str().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let phase0 = "scenarios/seed-phase0.toml";
+    for args in [
+        vec!["simulate", phase0, "--json", folder],
+        vec!["compare", phase0, "--csv", missing],
+        vec![
+            "sweep",
+            phase0,
+            "--sessions-per-day",
+            "100",
+            "--svg",
+            missing,
+        ],
+        vec![
+            "drive",
+            phase0,
+            "--target",
+            "ws://127.0.0.1:9",
+            "--json",
+            missing,
+        ],
+        vec!["calibrate", "--local", "--quick", "--out", missing],
+        vec![
+            "validate",
+            "scenarios/validate-small.toml",
+            "--local",
+            "--markdown",
+            missing,
+        ],
+    ] {
+        let out = dosim(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let flag = args[args.len() - 2];
+        assert!(
+            err.contains(&format!("{flag} {}", args[args.len() - 1])),
+            "{err}"
+        );
+        assert!(!err.contains("calibrate: run"), "nothing ran: {err}");
+    }
+}
+
+/// A strategy given twice in `--strategies` is refused naming it (it ran, and showed, twice).
+#[test]
+fn a_strategy_given_twice_exits_2_naming_it() {
+    for args in [
+        vec![
+            "compare",
+            "scenarios/seed-phase0.toml",
+            "--strategies",
+            "single,per-room,single",
+        ],
+        vec![
+            "sweep",
+            "scenarios/seed-phase0.toml",
+            "--sessions-per-day",
+            "100",
+            "--strategies",
+            "sharded:4,sharded:4",
+        ],
+        vec![
+            "drive",
+            "scenarios/seed-phase0.toml",
+            "--target",
+            "ws://127.0.0.1:9",
+            "--strategies",
+            "per-room,per-room",
+        ],
+    ] {
+        let out = dosim(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--strategies") && err.contains("is given twice"),
+            "{err}"
+        );
     }
 }

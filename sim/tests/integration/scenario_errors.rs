@@ -497,3 +497,53 @@ fn a_message_larger_than_cloudflare_accepts_is_refused() {
     )
     .unwrap();
 }
+
+/// An integer past what TOML holds names its key (it said only "number too large to fit in
+/// target type", with no key), at the top level and under a table.
+#[test]
+fn an_integer_too_large_for_toml_names_its_key() {
+    let e = error_of("name = \"x\"\nseed = 18446744073709551615\n");
+    assert_eq!((e.line, e.key.as_str()), (2, "seed"), "{e}");
+    assert!(e.message.contains("9223372036854775807"), "{e}");
+    let e = error_of(&format!(
+        "{GOOD_HEAD}[persistence]\n# bytes\nrow_bytes = 99999999999999999999\n"
+    ));
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (6, "persistence.row_bytes"),
+        "{e}"
+    );
+}
+
+/// A huge number in a range error is shown short (it was printed as its 309 digits).
+#[test]
+fn a_huge_number_out_of_range_is_shown_in_exponent_form() {
+    let e = error_of(&format!(
+        "{GOOD_HEAD}[sessions]\nlength = {{ dist = \"lognormal\", median = \"30m\", sigma = 1e308 }}\n"
+    ));
+    assert!(e.message.ends_with("found 1e308"), "{e}");
+}
+
+/// Durations of several parts, as `drive --from`'s help shows ("1d19h"), are read as their
+/// sum (they were refused); a duration past what dosim holds says it is too long.
+#[test]
+fn a_duration_of_several_parts_is_their_sum() {
+    use dosim::scenario::Dur;
+    let h = 3600 * 1_000_000_000u64;
+    for (text, ns) in [
+        ("1d19h", 43 * h),
+        ("1h30m", 3 * h / 2),
+        ("1h 30m", 3 * h / 2),
+        ("30m15s", 1815 * 1_000_000_000),
+        ("1.5h", 3 * h / 2),
+        ("250ms", 250_000_000),
+    ] {
+        assert_eq!(text.parse::<Dur>(), Ok(Dur(ns)), "{text}");
+    }
+    for bad in ["", "h", "1d19", "1x", "3 weeks", "1e9d", "-1s", "1h-30m"] {
+        let err = bad.parse::<Dur>().unwrap_err();
+        assert!(err.contains("expected a duration"), "{bad}: {err}");
+    }
+    let err = "99999999d".parse::<Dur>().unwrap_err();
+    assert!(err.contains("too long"), "{err}");
+}

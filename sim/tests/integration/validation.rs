@@ -192,3 +192,21 @@ fn a_small_validation_against_local_workerd_agrees_on_counts_and_latencies() {
         .iter()
         .any(|r| r.name == "message.p99" && r.driven.is_some()));
 }
+
+/// `--repeats` past its limit (drives of real time, one after another) is refused before
+/// anything runs; 99,999,999,999 drives started.
+#[test]
+fn repeats_past_the_limit_exit_2_naming_the_option() {
+    for repeats in ["0", "101", "99999999999"] {
+        let out = crate::util::dosim(&[
+            "validate",
+            "scenarios/validate-small.toml",
+            "--local",
+            "--repeats",
+            repeats,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{repeats}: {err}");
+        assert!(err.contains("--repeats must be from 1 to 100"), "{err}");
+    }
+}
